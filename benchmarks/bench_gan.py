@@ -1,0 +1,278 @@
+"""Speed and memory of one RankSRGAN training iteration, measured through Lightning's Trainer.
+
+What runs is the real ``SRModule.training_step`` (one generator update + one discriminator update =
+one iteration) inside ``Trainer.fit``, exactly as users train; a callback reads the clock at every
+batch end (after synchronising the device). Three variants, each with two feeds:
+
+* variants: ``srgan`` (perceptual 1 + GAN 5e-3, no Ranker), ``rank1`` (+ one VGG-12 Ranker, rank
+  weight 0.03), ``rank2`` (+ two VGG-12 Rankers);
+* feeds: ``synthetic`` (one random LR/HR batch already on the device, no loader cost) and ``data``
+  (``PairedSRDataModule`` on the built-in demo images, ``--workers`` DataLoader workers).
+
+Per run it prints the median (and minimum) iteration time (batch end to batch end: data wait, host-to-device copy,
+both updates, logging), the median compute time (batch start to batch end, data already on the
+device), iterations/s over the timed window and the peak memory after the warm-up. Then the Rankers'
+share of an iteration: ``(t_rank - t_srgan) / t_rank`` from the median and from the minimum
+iteration times (on a shared CPU the minimum is the steadier figure).
+
+Settings (printed at the start of every run):
+
+* ``full`` (the paper): batch 8, HR 296 / LR 74 (x4), SRResNet 64 features x 16 blocks,
+  VGGDiscriminator(64, input 296), VGG19 conv5_4 perceptual loss (random weights: nothing is
+  downloaded; the cost is the same), VGG-12 Rankers with 64 features;
+* ``small`` (for CPUs): batch 2, HR 96 / LR 24, SRResNet 32 x 4, VGGDiscriminator(16, input 96),
+  the same VGG19 conv5_4, VGG-12 Rankers with 16 features.
+
+The default is ``full`` on a GPU and ``small`` on a CPU (``--full`` / ``--small`` override it).
+Reference targets for the full setting on one H200 with the data feed: >= 40 iterations/s, Rankers
+<= 10 % of an iteration.
+
+Usage: ``python benchmarks/bench_gan.py [--device cuda] [--steps 50] [--warmup 10] [--precision 32|bf16]
+[--channels-last] [--workers 4] [--variants srgan rank1 rank2] [--feeds synthetic data] [--full|--small]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from _common import environment_report, peak_memory_mb, reset_peak_memory, synchronize
+from torch.utils.data import DataLoader, Dataset
+
+from ranksrgan.data.demo import build_demo_dataset
+from ranksrgan.data.paired import PairedSRDataModule
+from ranksrgan.export import save_state_dict
+from ranksrgan.lit.sr_module import SRModule
+from ranksrgan.nets import Ranker
+
+SCALE = 4
+VARIANTS = {"srgan": 0, "rank1": 1, "rank2": 2}  # variant -> number of Rankers
+FEEDS = ("synthetic", "data")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    batch: int
+    hr: int
+    g_features: int
+    g_blocks: int
+    d_features: int
+    ranker_features: int
+
+    def describe(self) -> str:
+        return (
+            f"setting '{self.name}': batch {self.batch}, HR {self.hr} / LR {self.hr // SCALE} (x{SCALE}), "
+            f"SRResNet {self.g_features}x{self.g_blocks}, VGGDiscriminator({self.d_features}, input {self.hr}), "
+            f"VGG19 conv5_4 perceptual, VGG-12 Rankers with {self.ranker_features} features"
+        )
+
+
+SETTINGS = {
+    "full": Setting("full", batch=8, hr=296, g_features=64, g_blocks=16, d_features=64, ranker_features=64),
+    "small": Setting("small", batch=2, hr=96, g_features=32, g_blocks=4, d_features=16, ranker_features=16),
+}
+
+
+class RepeatedBatch(Dataset):
+    """``length`` times the same pre-built batch (already on the device); use with ``batch_size=None``."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], length: int) -> None:
+        self.batch, self.length = batch, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.batch
+
+
+class IterationClock(pl.Callback):
+    """Clock readings around every training batch; resets the peak memory after the warm-up."""
+
+    def __init__(self, device: torch.device, warmup: int) -> None:
+        self.device, self.warmup = device, warmup
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.warmup == 0:
+            reset_peak_memory(self.device)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        synchronize(self.device)
+        self.starts.append(time.perf_counter())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        synchronize(self.device)
+        self.ends.append(time.perf_counter())
+        if len(self.ends) == self.warmup:
+            reset_peak_memory(self.device)
+
+    def compute_times(self) -> list[float]:
+        """Batch start -> batch end of each timed iteration (data already on the device)."""
+        return [e - s for s, e in zip(self.starts[self.warmup :], self.ends[self.warmup :])]
+
+    def iteration_times(self) -> list[float]:
+        """Batch end -> next batch end of each timed iteration (includes waiting for data).
+
+        Without warm-up, the first iteration has no previous batch end: its compute time is used.
+        """
+        times = [self.ends[i] - self.ends[i - 1] for i in range(max(self.warmup, 1), len(self.ends))]
+        return (self.compute_times()[:1] + times) if self.warmup == 0 and self.ends else times
+
+    def window_seconds(self) -> float:
+        """Wall time of all timed iterations together."""
+        first = self.ends[self.warmup - 1] if self.warmup else self.starts[0]
+        return self.ends[-1] - first
+
+
+def make_module(setting: Setting, ranker_files: list[str], channels_last: bool) -> SRModule:
+    torch.manual_seed(0)
+    return SRModule(
+        generator={
+            "name": "SRResNet",
+            "kwargs": {"num_features": setting.g_features, "num_blocks": setting.g_blocks, "scale": SCALE},
+        },
+        scale=SCALE,
+        pixel={"weight": 0.0},
+        perceptual={"weight": 1.0, "layer": "conv5_4", "criterion": "l1", "pretrained": False},
+        gan={"weight": 5e-3, "kind": "vanilla"},
+        discriminator={"name": "VGGDiscriminator", "kwargs": {"num_features": setting.d_features, "input_size": setting.hr}},
+        rank={"function": "sigmoid", "reduction": "sum"},
+        rankers=[{"name": f"ranker{i}", "checkpoint": path, "weight": 0.03} for i, path in enumerate(ranker_files)],
+        channels_last=channels_last,
+    )
+
+
+def run_once(
+    setting: Setting, n_rankers: int, feed: str, args: argparse.Namespace, ranker_files: list[str], demo: dict[str, Path]
+) -> dict[str, float]:
+    device = torch.device(args.device)
+    module = make_module(setting, ranker_files[:n_rankers], args.channels_last)
+    iterations = args.warmup + args.steps
+    clock = IterationClock(device, args.warmup)
+    trainer = pl.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        precision="bf16-mixed" if args.precision == "bf16" else "32-true",
+        max_steps=iterations * module.optimizer_steps_per_iteration,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        benchmark=device.type == "cuda",  # as conf/trainer/default.yaml (fixed patch size)
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock],
+    )
+    if feed == "synthetic":
+        gen = torch.Generator().manual_seed(0)
+        lr_size = setting.hr // SCALE
+        batch = {
+            "lr": torch.rand(setting.batch, 3, lr_size, lr_size, generator=gen).to(device),
+            "hr": torch.rand(setting.batch, 3, setting.hr, setting.hr, generator=gen).to(device),
+        }
+        trainer.fit(module, train_dataloaders=DataLoader(RepeatedBatch(batch, iterations), batch_size=None))
+    else:
+        dm = PairedSRDataModule(
+            [str(demo["train"])],
+            [str(demo["val"])],
+            scale=SCALE,
+            hr_patch_size=setting.hr,
+            batch_size=setting.batch,
+            num_workers=args.workers,
+            patches_per_epoch=(iterations + 1) * setting.batch,
+        )
+        trainer.fit(module, datamodule=dm)
+    if module.iteration != iterations:
+        raise RuntimeError(f"expected {iterations} iterations, the Trainer ran {module.iteration}")
+    iteration_times = clock.iteration_times()
+    return {
+        "iteration": statistics.median(iteration_times),
+        "iteration_min": min(iteration_times),
+        "compute": statistics.median(clock.compute_times()),
+        "rate": len(iteration_times) / clock.window_seconds(),
+        "peak_mb": peak_memory_mb(device),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=None, help="timed iterations per run (default 50 on GPU, 3 on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 10 on GPU, 1 on CPU)")
+    parser.add_argument("--precision", choices=("32", "bf16"), default="32", help="32-true or bf16-mixed")
+    parser.add_argument("--channels-last", action="store_true", help="SRModule(channels_last=True)")
+    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers for the data feed")
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--feeds", nargs="+", choices=FEEDS, default=list(FEEDS))
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="the paper's setting (default on GPU)")
+    size.add_argument("--small", action="store_true", help="the reduced CPU setting (default on CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the main process")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    on_cpu = device.type == "cpu"
+    setting = SETTINGS["small" if args.small or (on_cpu and not args.full) else "full"]
+    args.steps = args.steps if args.steps is not None else (3 if on_cpu else 50)
+    args.warmup = args.warmup if args.warmup is not None else (1 if on_cpu else 10)
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be >= 1 and --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for pattern in ("LeafSpec", "module\\(s\\) in eval mode", "no `val_dataloader`", "overridden `on_after_batch_transfer`"):
+        warnings.filterwarnings("ignore", message=f".*{pattern}")
+
+    print(environment_report(device))
+    print(setting.describe())
+    print(
+        f"precision {args.precision}, channels_last {args.channels_last}, {args.warmup} warm-up + {args.steps} timed "
+        f"iterations per run (1 iteration = 1 G update + 1 D update), data feed with {args.workers} workers"
+    )
+    memory_kind = "CUDA allocated" if device.type == "cuda" else "process RSS"
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ranker_files = []
+        for seed in range(max(VARIANTS[v] for v in args.variants)):
+            torch.manual_seed(seed + 1)
+            ranker = Ranker("vgg12", num_features=setting.ranker_features)
+            ranker_files.append(str(save_state_dict(ranker, root / f"ranker{seed}.pth")))
+        demo = build_demo_dataset(root / "demo") if "data" in args.feeds else {}
+        for feed in args.feeds:
+            for variant in args.variants:
+                r = run_once(setting, VARIANTS[variant], feed, args, ranker_files, demo)
+                results[(variant, feed)] = r
+                print(
+                    f"{variant:6s} {feed:9s}: iteration {r['iteration'] * 1e3:9.1f} ms median, {r['iteration_min'] * 1e3:9.1f} ms min; "
+                    f"compute {r['compute'] * 1e3:9.1f} ms median; "
+                    f"{r['rate']:7.3f} it/s, peak {r['peak_mb']:8.0f} MiB ({memory_kind})",
+                    flush=True,
+                )
+    for feed in args.feeds:
+        base = results.get(("srgan", feed))
+        for variant in ("rank1", "rank2"):
+            if base is None or (variant, feed) not in results:
+                continue
+            for stat in ("iteration", "iteration_min"):
+                t, t0 = results[(variant, feed)][stat], base[stat]
+                print(
+                    f"Rankers' share of a {variant} iteration ({feed}, {'median' if stat == 'iteration' else 'min'}): "
+                    f"{(t - t0) / t * 100:5.1f} % (({t * 1e3:.1f} - {t0 * 1e3:.1f}) / {t * 1e3:.1f} ms)"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Speed and memory of :func:`ranksrgan.metrics.niqe.niqe` (float64, MATLAB-faithful NIQE).
+
+Prints, per device and input size, the median wall time per image over ``reps`` runs after one
+warm-up, and the peak extra memory of one call:
+
+* CPU: growth of the process's peak resident set (``ru_maxrss``) during the calls, measured in a
+  fresh subprocess per configuration so that earlier runs do not hide it (tracemalloc does not
+  see torch's allocations);
+* GPU: ``torch.cuda.max_memory_allocated`` minus the memory held before the call.
+
+Usage: ``python benchmarks/bench_niqe.py [--threads N] [--device cpu|cuda|all] [--quick]``.
+The whole script takes well under two minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+# (height, width, batch, repetitions on CPU)
+CONFIGS = [
+    (256, 256, 1, 30),
+    (512, 512, 1, 30),
+    (1080, 1920, 1, 5),
+    (256, 256, 8, 8),
+    (512, 512, 8, 5),
+    (1080, 1920, 8, 2),
+]
+
+
+def _maxrss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB elsewhere
+
+
+def _worker(h: int, w: int, batch: int, reps: int, device: str, threads: int) -> dict:
+    import torch
+
+    from ranksrgan.metrics.niqe import niqe
+
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(batch, 3, h, w, generator=gen, dtype=torch.float64) * 255).round() / 255
+    x = x.to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if device == "cuda":
+        niqe(x[:1, :, :256, :256])  # CUDA context, kernels and tables, outside the memory figure
+        sync()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    rss0 = _maxrss_mib()
+    niqe(x)  # warm-up (caches the gamma table and parameters)
+    sync()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        niqe(x)
+        sync()
+        times.append(time.perf_counter() - t0)
+    if device == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = _maxrss_mib() - rss0
+    return {"ms_per_image": statistics.median(times) * 1e3 / batch, "ms_min": min(times) * 1e3 / batch,
+            "peak_mib": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--quick", action="store_true", help="batch 1 only, fewer repetitions")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    import torch
+
+    threads = args.threads or torch.get_num_threads()
+    if args.worker:
+        h, w, batch, reps = (int(v) for v in args.worker[:4])
+        print(json.dumps(_worker(h, w, batch, reps, args.worker[4], threads)))
+        return
+
+    devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else ["cpu", "cuda"]
+    if "cuda" in devices and not torch.cuda.is_available():
+        devices.remove("cuda")
+    print(f"torch {torch.__version__}, python {platform.python_version()}, CPU threads {threads}, "
+          f"cpu: {platform.processor() or platform.machine()}")
+    if torch.cuda.is_available():
+        print(f"cuda: {torch.cuda.get_device_name(0)}")
+    print(f"{'device':6s} {'H×W':>10s} {'batch':>5s} {'ms/image (median)':>18s} {'ms/image (min)':>15s} "
+          f"{'peak extra MiB':>15s}")
+    for device in devices:
+        for h, w, batch, reps in CONFIGS:
+            if args.quick:
+                if batch > 1:
+                    continue
+                reps = max(2, reps // 3)
+            if device == "cuda":
+                reps = max(reps, 10)
+            cmd = [sys.executable, __file__, "--threads", str(threads), "--worker", str(h), str(w), str(batch),
+                   str(reps), device]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"{device:6s} {f'{h}×{w}':>10s} {batch:5d} {r['ms_per_image']:18.2f} {r['ms_min']:15.2f} "
+                  f"{r['peak_mib']:15.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

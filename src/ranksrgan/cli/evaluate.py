@@ -1,0 +1,88 @@
+"""``ranksrgan-evaluate``: the paper's Table 3 (NIQE, PI, PSNR, SSIM per test set and method).
+
+The protocol is documented in :func:`ranksrgan.evaluation.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from ranksrgan.evaluation import (
+    BenchmarkSet,
+    CLIError,
+    CLIParser,
+    evaluate,
+    format_markdown,
+    run_cli,
+    split_named,
+    write_evaluation,
+)
+
+PROG = "ranksrgan-evaluate"
+
+EPILOG = """\
+Protocol: HR mod-cropped to a multiple of --scale; LR = MATLAB bicubic imresize(HR, 1/scale)
+(or --lr folders, one per --hr, matched by stem); methods: Bicubic (MATLAB bicubic upscaling of
+the LR), each --checkpoint (run in memory, tiled above --tile LR px), each --sr folder (images
+matched by stem; DIR/<set name>/ is used when it exists). SR images are rounded to 8 bits. NIQE,
+PI, PSNR and SSIM on the MATLAB Y channel with --scale px shaved per side. PI needs the Ma model
+(--ma-model or RANKSRGAN_MA_MODEL); without it the PI row is omitted with a note.
+Outputs in --out: table3.md (printed too), summary.csv (dataset,metric,<methods>), per_image.csv
+(dataset,method,image,<metrics> with "<mean>" rows; input of ranksrgan-upper-bound).
+Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing files.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = CLIParser(prog=PROG, description="Benchmark SR methods as in RankSRGAN's Table 3.",
+                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hr", action="append", required=True, metavar="[NAME=]DIR",
+                   help="HR folder of a test set (repeatable); name = folder name unless NAME= is given")
+    p.add_argument("--lr", action="append", metavar="DIR",
+                   help="LR folder for each --hr, in the same order (default: MATLAB bicubic of the HR)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH",
+                   help="generator checkpoint to evaluate (repeatable); name = file stem unless NAME= is given")
+    p.add_argument("--sr", action="append", default=[], metavar="[NAME=]DIR",
+                   help="folder of precomputed SR images (repeatable); name = folder name unless NAME= is given")
+    p.add_argument("--scale", type=int, default=4, help="SR factor (default 4)")
+    p.add_argument("--out", type=Path, default=Path("evaluation"), metavar="DIR", help="output folder (default ./evaluation)")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda ... (default auto)")
+    p.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in LR px for generators (0 = whole images)")
+    p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="LR px of context per tile side (default 16)")
+    p.add_argument("--ma-model", type=Path, metavar="FILE", help="Ma model file for PI (then PI is required)")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.tiling import resolve_device
+
+    if args.scale < 1:
+        raise CLIError(f"--scale must be >= 1, got {args.scale}")
+    if args.tile < 0 or args.tile_overlap < 0:
+        raise CLIError("--tile and --tile-overlap must be >= 0")
+    if args.lr is not None and len(args.lr) != len(args.hr):
+        raise CLIError(f"got {len(args.hr)} --hr but {len(args.lr)} --lr folders; give one --lr per --hr")
+    sets = []
+    for i, spec in enumerate(args.hr):
+        name, path = split_named(spec, "--hr")
+        sets.append(BenchmarkSet(name, path, Path(args.lr[i]) if args.lr is not None else None))
+    checkpoints = [split_named(s, "--checkpoint") for s in args.checkpoint]
+    srs = [split_named(s, "--sr") for s in args.sr]
+    ev = evaluate(sets, checkpoints, srs, scale=args.scale, device=resolve_device(args.device),
+                  tile=args.tile or None, overlap=args.tile_overlap, ma_model=args.ma_model,
+                  with_pi=True if args.ma_model is not None else None, progress=True)
+    print(format_markdown(ev), end="")
+    paths = write_evaluation(ev, args.out)
+    print(f"wrote {paths['markdown']}, {paths['summary']}, {paths['per_image']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ranksrgan-evaluate``; returns the exit status."""
+    return run_cli(PROG, build_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""``ranksrgan-score``: NIQE / Ma / PI / PSNR / SSIM of image files and folders.
+
+Also runs as ``python -m ranksrgan.metrics``. The logic lives in :mod:`ranksrgan.evaluation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from ranksrgan.evaluation import (
+    METRICS,
+    CLIError,
+    CLIParser,
+    collect_images,
+    format_table,
+    run_cli,
+    score_images,
+    write_per_image_csv,
+)
+
+PROG = "ranksrgan-score"
+
+EPILOG = """\
+metrics (lower is better: niqe, pi; higher is better: ma, psnr, ssim):
+  niqe  NIQE (LIVE model), MATLAB-faithful
+  ma    Ma et al. (NRQM); needs the authors' trained model file (--ma-model or RANKSRGAN_MA_MODEL)
+  pi    Perceptual Index ((10 - Ma) + NIQE) / 2; needs the Ma model
+  psnr  PSNR on the MATLAB Y channel; needs --ref
+  ssim  SSIM on the MATLAB Y channel; needs --ref
+
+--crop-border shaves N px per side for every metric; the PIRM2018 / RankSRGAN convention is
+--color y --crop-border 4 (the SR scale). Images are read as RGB (gray is copied to R, G, B;
+alpha is dropped); 16-bit images are scored after rounding to 8 bits, as the metrics define.
+Images of equal size are scored in batches (same results as one at a time).
+
+CSV: columns image,path,<metric>...; one row per image, then a row with image "<mean>".
+Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing model/files.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = CLIParser(prog=PROG, description="Score images with no-reference and full-reference SR metrics.",
+                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders of images (not recursive)")
+    p.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
+                   help=f"metric to compute, repeatable: {', '.join(METRICS)} (default: niqe)")
+    p.add_argument("--ref", type=Path, metavar="DIR", help="HR reference folder for psnr/ssim, matched by file stem")
+    p.add_argument("--crop-border", type=int, default=0, metavar="N", help="pixels shaved per side (default 0)")
+    p.add_argument("--color", choices=("y", "gray"), default="y",
+                   help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="write per-image scores and the mean (atomic)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images of equal size per batch (default 8)")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--ma-model", type=Path, metavar="FILE",
+                   help="Ma model (.mat of the authors' sr-metric release, or converted .npz)")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.tiling import resolve_device
+
+    metrics = list(dict.fromkeys(args.metrics or ["niqe"]))
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise CLIError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+    if args.crop_border < 0:
+        raise CLIError(f"--crop-border must be >= 0, got {args.crop_border}")
+    if args.ref is not None and not args.ref.is_dir():
+        raise CLIError(f"--ref {args.ref}: no such folder")
+    device = resolve_device(args.device)
+    ma_model = None
+    if any(METRICS[m].needs_ma for m in metrics):
+        from ranksrgan.metrics.ma import load_ma_model
+
+        try:
+            ma_model = load_ma_model(args.ma_model)
+        except FileNotFoundError as err:
+            need = "/".join(m for m in metrics if METRICS[m].needs_ma)
+            raise CLIError(f"metric {need} requires the Ma model: {err}") from None
+    files = collect_images(args.paths)
+    records = score_images(files, metrics, ref_dir=args.ref, crop_border=args.crop_border, color=args.color,
+                           batch_size=args.batch_size, device=device, ma_model=ma_model, progress=True)
+    print(format_table(records, metrics))
+    if args.csv is not None:
+        write_per_image_csv(args.csv, records, ["image", "path"], metrics)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ranksrgan-score``; returns the exit status."""
+    return run_cli(PROG, build_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""``python train.py`` / ``ranksrgan-train``: the Hydra entry point of every training stage.
+
+Thin: config discovery, logging and printing. The stage logic is :mod:`ranksrgan.pipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("ranksrgan.train")
+
+
+def config_dir() -> str:
+    """``$RANKSRGAN_CONFIG_DIR``, else ``./conf`` in the launch folder, else the source checkout's ``conf/``."""
+    candidates = [os.environ.get("RANKSRGAN_CONFIG_DIR"), Path.cwd() / "conf", Path(__file__).resolve().parents[3] / "conf"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "config.yaml").is_file():
+            return str(Path(candidate).resolve())
+    raise SystemExit("ranksrgan-train: no conf/config.yaml found; run from the repository root or set RANKSRGAN_CONFIG_DIR")
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Run the pipeline for ``cfg``; print the summary; return the final stage's monitored metric."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ranksrgan import pipeline
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    result = pipeline.run(cfg, overrides)
+    print(pipeline.summary(cfg, result))
+    final = result["final"]
+    monitor = (final.cfg.ranker if final.kind == "ranker" else final.cfg.gan).monitor
+    value = result["metrics"].get(monitor)
+    return float(value) if value is not None else None
+
+
+def main() -> float | None:
+    return hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(train)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+"""Rank dataset from SR results: the same HR images super-resolved by several methods.
+
+Level sources (``sr``: ``{method: source}``, listed BEST FIRST, e.g. ``{esrgan: dir, srgan: dir,
+srresnet: dir}``): a folder of SR images with the HR file stems, or ``"hr"`` (the HR image
+itself, as in RankSRGAN-HR), or ``"bicubic"`` (MATLAB bicubic up-scaling of the MATLAB bicubic
+LR; no files needed: this is what the demo uses). A source folder named ``hr`` or ``bicubic`` is
+written ``./hr``. Every SR image must have the size of its HR image, or of the HR mod-cropped
+to the ``scale`` (then all levels are cut to that size); any other file set or size stops the
+build with an error naming the files.
+
+Pipeline:
+
+1. :func:`build_sr_labels` cuts aligned ``patch_size`` windows on a ``stride`` grid and writes one
+   row per (image, location, method) with sharpness, RMSE to HR and the requested metrics (NIQE
+   on Y, ``crop_border`` shaved, 96×96 blocks, as the original labelling) to a label file
+   (:mod:`ranksrgan.data.rank.labels`: atomic, resumable). Patches are scored in batches on the
+   GPU when there is one.
+2. :func:`select_locations` turns rows into labelled locations (at load time, so thresholds can
+   change without relabelling): metric rank (``label_mode="rank"``, MR: level = rank of the metric
+   value at that location, 0 = best) or model classification (``label_mode="method"``, MC:
+   level = position in the method list). A location is kept when the sharpness of its BEST
+   level's patch is at least ``min_sharpness``, every two of its metric values differ by at least
+   ``min_gap`` (the original: ESRGAN sharp enough and ``|NIQE(SRGAN) - NIQE(ESRGAN)| > 0.1``)
+   and no value is NaN; at most ``max_patches_per_image`` per image (a seeded random subset).
+3. :class:`SRRankDataModule` splits by SOURCE IMAGE (a seeded permutation of the image names;
+   no image on both sides), decodes the kept images once and serves pairs / level tuples in the
+   batch format of :mod:`ranksrgan.data.rank`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ranksrgan.data.rank import apply_flips, bicubic_upscale, grid_positions, pair_item, random_flips, sample_level_pair
+from ranksrgan.data.rank.labels import (
+    LABEL_FORMAT,
+    METRICS,
+    LabelTable,
+    PartWriter,
+    combine_metrics,
+    compute_metric,
+    parse_metric_spec,
+    read_labels,
+    rmse_y,
+    sharpness,
+)
+from ranksrgan.io import ImageReadError, decode_image, list_images, to_tensor
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SPECIAL_SOURCES",
+    "check_sources",
+    "load_levels",
+    "build_sr_labels",
+    "Location",
+    "select_locations",
+    "split_by_image",
+    "SRPairDataset",
+    "SRTupleDataset",
+    "SRRankDataModule",
+]
+
+SPECIAL_SOURCES = ("hr", "bicubic")
+LABEL_MODES = ("rank", "method")
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def check_sources(hr: str | os.PathLike, sr: Mapping[str, str]) -> tuple[list[Path], dict[str, dict[str, Path]]]:
+    """Check that every SR folder holds exactly the HR file stems.
+
+    Returns the HR files and, per folder source, ``{stem: path}``. Raises ValueError naming the
+    missing / extra files, FileNotFoundError for a missing folder, ValueError for < 2 methods.
+    """
+    if not isinstance(sr, Mapping) or len(sr) < 2:
+        raise ValueError(f"sr: need at least two methods {{name: folder | 'hr' | 'bicubic'}}, got {sr!r}")
+    hr_files = list_images(hr)
+    if not hr_files:
+        raise FileNotFoundError(f"{hr}: no HR images")
+    stems = [p.stem for p in hr_files]
+    if len(set(stems)) != len(stems):
+        dup = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(f"{hr}: several files share a stem: {', '.join(dup[:5])}")
+    by_source: dict[str, dict[str, Path]] = {}
+    for name, source in sr.items():
+        if str(source) in SPECIAL_SOURCES:
+            continue
+        files = {p.stem: p for p in list_images(source)}
+        missing = sorted(set(stems) - set(files))
+        extra = sorted(set(files) - set(stems))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})")
+            if extra:
+                parts.append(f"extra {len(extra)} ({', '.join(files[s].name for s in extra[:5])}{', ...' if len(extra) > 5 else ''})")
+            raise ValueError(f"sr method {name!r} folder {source}: file set differs from HR folder {hr}: {'; '.join(parts)}")
+        by_source[name] = files
+    return hr_files, by_source
+
+
+def load_levels(
+    hr_path: Path,
+    sr: Mapping[str, str],
+    files: Mapping[str, Mapping[str, Path]],
+    scale: int,
+    hr: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Decode the HR image (unless given as ``hr``) and its level images in method order, all
+    cut to one size (at least the HR mod-cropped to ``scale``).
+
+    Returns ``(hr, [level arrays])``, each ``H×W×3`` uint8/uint16. An SR image must be the HR's
+    size or the HR's size mod-cropped to ``scale``; otherwise :class:`ImageReadError` names both.
+    """
+    if hr is None:
+        hr = decode_image(hr_path)
+    h, w = hr.shape[:2]
+    mh, mw = h - h % scale, w - w % scale
+    arrays = []
+    for name, source in sr.items():
+        if source == "hr":
+            arrays.append(hr)
+        elif source == "bicubic":
+            arrays.append(bicubic_upscale(hr, scale))
+        else:
+            path = files[name][hr_path.stem]
+            img = decode_image(path)
+            if img.shape[:2] not in ((h, w), (mh, mw)):
+                raise ImageReadError(
+                    f"{path}: SR image is {img.shape[0]}x{img.shape[1]} but HR {hr_path} is {h}x{w} "
+                    f"(expected {h}x{w} or {mh}x{mw} at x{scale})"
+                )
+            if img.dtype != hr.dtype:
+                levels = 65535.0 if hr.dtype == np.uint16 else 255.0
+                img = np.floor(to_tensor(img).permute(1, 2, 0).numpy() * levels + 0.5).astype(hr.dtype)
+            arrays.append(img)
+    ch = min(a.shape[0] for a in arrays)
+    cw = min(a.shape[1] for a in arrays)
+    return np.ascontiguousarray(hr[:ch, :cw]), [np.ascontiguousarray(a[:ch, :cw]) for a in arrays]
+
+
+def _normalise_sources(sr: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, source in sr.items():
+        source = str(source)
+        out[str(name)] = source if source in SPECIAL_SOURCES else str(Path(source).resolve())
+    return out
+
+
+# ----------------------------------------------------------------------------- building labels
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_sr_labels(
+    hr: str | os.PathLike,
+    sr: Mapping[str, str],
+    out: str | os.PathLike,
+    metrics: Sequence[str] = ("niqe",),
+    patch_size: int = 296,
+    stride: int = 200,
+    crop_border: int = 4,
+    scale: int = 4,
+    batch_size: int = 16,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> LabelTable:
+    """Write the label file ``out`` for HR folder ``hr`` and level sources ``sr`` (resumable).
+
+    Args:
+        hr: folder of HR images.
+        sr: ``{method: folder | "hr" | "bicubic"}``, best method first (see module docstring).
+        out: label file to write (CSV); ``<out>.part`` holds the rows of an unfinished build.
+        metrics: no-reference metrics to compute (``niqe``, ``ma``, ``pi``); sharpness and RMSE
+            are always computed.
+        patch_size / stride: the window grid (RankSRGAN: 296 / 200).
+        crop_border: pixels shaved before NIQE / Ma / RMSE (RankSRGAN: 4).
+        scale: SR factor (HR mod-crop and the ``bicubic`` source).
+        batch_size: patches scored per batch; every batch is one durable chunk of rows.
+        device: where metrics run (default: CUDA when available, else CPU).
+        progress: show a tqdm bar over images.
+
+    Returns the finished table. If ``out`` already exists with the same settings it is returned
+    as is; with other settings a ValueError asks for another path.
+    """
+    metrics = list(dict.fromkeys(metrics))
+    for m in metrics:
+        if m not in METRICS:
+            raise ValueError(f"metrics: unknown metric {m!r}; choose from {METRICS} (rmse and sharpness are always computed)")
+    if patch_size < 32 or stride < 1 or batch_size < 1 or scale < 1 or crop_border < 0:
+        raise ValueError(f"bad sizes: patch_size={patch_size} (>= 32), stride={stride}, batch_size={batch_size}, "
+                         f"scale={scale}, crop_border={crop_border}")
+    sources = _normalise_sources(sr)
+    meta = {
+        "format": LABEL_FORMAT,
+        "hr": str(Path(hr).resolve()),
+        "sr": sources,
+        "methods": list(sources),
+        "metrics": metrics,
+        "patch_size": patch_size,
+        "stride": stride,
+        "crop_border": crop_border,
+        "scale": scale,
+    }
+    out = Path(out)
+    if out.exists():
+        table = read_labels(out)
+        if table.meta != meta:
+            raise ValueError(f"{out}: exists with other settings; choose another --out or delete it")
+        return table
+    hr_files, files = check_sources(hr, sources)
+    device = torch.device(device) if device is not None else _default_device()
+    writer = PartWriter(out, meta)
+    methods = list(sources)
+    for hr_path in tqdm(hr_files, desc="labelling", unit="img", disable=not progress):
+        stem = hr_path.stem
+        hr_img = decode_image(hr_path)
+        h, w = hr_img.shape[0] - hr_img.shape[0] % scale, hr_img.shape[1] - hr_img.shape[1] % scale
+        positions = grid_positions(h, w, patch_size, stride)
+        if not positions:
+            log.warning("%s: %dx%d is smaller than patch %d: no locations", hr_path, h, w, patch_size)
+            continue
+        todo = [(y, x, k) for (y, x) in positions for k in range(len(methods)) if (stem, y, x, methods[k]) not in writer.done]
+        if not todo:  # finished by an earlier, interrupted run: no SR decoding, no metrics
+            continue
+        hr_img, levels = load_levels(hr_path, sources, files, scale, hr=hr_img)
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            x = torch.stack([to_tensor(levels[k][y : y + patch_size, x_ : x_ + patch_size]) for y, x_, k in chunk]).to(device)
+            ref = torch.stack([to_tensor(hr_img[y : y + patch_size, x_ : x_ + patch_size]) for y, x_, _ in chunk]).to(device)
+            cols = [sharpness(x), rmse_y(x, ref, crop_border)]
+            for m in metrics:
+                cols.append(compute_metric(m, x, crop_border))
+            cols = [c.double().cpu().tolist() for c in cols]
+            writer.append([[stem, y, x_, methods[k]] + [c[i] for c in cols] for i, (y, x_, k) in enumerate(chunk)])
+    return writer.finish()
+
+
+# ----------------------------------------------------------------------------- selecting locations
+
+
+@dataclass
+class Location:
+    """One labelled patch location: ``levels[k]`` and ``values[k]`` of method ``k`` (list order)."""
+
+    image: str
+    y: int
+    x: int
+    levels: np.ndarray  # (L,) int64, 0 = best
+    values: np.ndarray  # (L,) float64, higher = worse
+
+
+def select_locations(
+    table: LabelTable,
+    metric: str | Mapping[str, float] = "niqe",
+    label_mode: str = "rank",
+    min_sharpness: float = 0.0,
+    min_gap: float = 0.0,
+    max_patches_per_image: int | None = None,
+    seed: int = 0,
+) -> list[Location]:
+    """Labelled, filtered locations of a label table (see the module docstring for the rules).
+
+    Args:
+        table: a label file's rows (:func:`ranksrgan.data.rank.labels.read_labels`).
+        metric: metric name or ``{name: weight}`` sum (higher = worse; ``ma`` enters as 10 - Ma).
+        label_mode: ``"rank"`` (MR: level = rank of the metric value, value = metric value) or
+            ``"method"`` (MC: level = value = position in the method list, best first).
+        min_sharpness: minimum sharpness (mean Y gradient magnitude, 0-255) of the best level's patch.
+        min_gap: minimum difference between any two metric values of a location.
+        max_patches_per_image: keep at most this many locations per image (seeded random subset).
+        seed: seed of that subset.
+
+    Returns locations sorted by (image, y, x). Raises ValueError for unknown modes / metrics or
+    a location that lacks some method's row.
+    """
+    if label_mode not in LABEL_MODES:
+        raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
+    methods = list(table.meta["methods"])
+    metric_names = set(parse_metric_spec(metric))
+    columns = {name: table.column(name) for name in ("rmse", *table.meta["metrics"])}
+    missing = metric_names - set(columns)
+    if missing:
+        raise ValueError(f"metric {sorted(missing)} not in the label file (it has {sorted(columns)}); relabel with it")
+    combined = combine_metrics(columns, metric)
+    sharp = table.column("sharpness")
+    grouped: dict[tuple[str, int, int], dict[str, int]] = defaultdict(dict)
+    for i, row in enumerate(table.rows):
+        grouped[(row[0], row[1], row[2])][row[3]] = i
+    by_image: dict[str, list[Location]] = defaultdict(list)
+    for (image, y, x), rows in sorted(grouped.items()):
+        if set(rows) != set(methods):
+            raise ValueError(f"label file: location {image} ({y}, {x}) has methods {sorted(rows)}, expected {methods}")
+        idx = [rows[m] for m in methods]
+        values = combined[idx]
+        if not np.isfinite(values).all():
+            continue
+        if label_mode == "rank":
+            levels = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+        else:
+            levels = np.arange(len(methods))
+        if sharp[idx][int(np.argmin(levels))] < min_sharpness:
+            continue
+        if len(values) > 1 and np.diff(np.sort(values)).min() < min_gap:
+            continue
+        out_values = values if label_mode == "rank" else levels.astype(np.float64)
+        by_image[image].append(Location(image, int(y), int(x), levels.astype(np.int64), out_values.astype(np.float64)))
+    rng = np.random.default_rng(seed)
+    kept: list[Location] = []
+    for image in sorted(by_image):
+        locs = by_image[image]
+        if max_patches_per_image is not None and len(locs) > max_patches_per_image:
+            pick = np.sort(rng.choice(len(locs), size=max_patches_per_image, replace=False))
+            locs = [locs[i] for i in pick]
+        kept.extend(locs)
+    return kept
+
+
+def split_by_image(images: Sequence[str], val_fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """Split image names into (train, val) sets: a seeded permutation, ``ceil(val_fraction·n)`` to val
+    (at least one image on each side when ``0 < val_fraction < 1`` and there are >= 2 images)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    names = sorted(set(images))
+    if val_fraction > 0 and len(names) < 2:
+        raise ValueError(f"cannot split {len(names)} image(s) into train and validation")
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_val = min(max(math.ceil(val_fraction * len(names)), 1 if val_fraction > 0 else 0), len(names) - 1)
+    val = {names[i] for i in order[:n_val]}
+    return set(names) - val, val
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+class SRPairDataset(Dataset):
+    """Training pairs: item ``i`` -> location ``i`` with one random level pair (batch format of
+    :mod:`ranksrgan.data.rank`; the same random flips/transpose on both patches).
+
+    Args:
+        images: ``{image name: [level arrays H×W×3]}`` (method order).
+        locations: labelled locations (:func:`select_locations`).
+        patch_size: patch side.
+        augment: random flips and transpose.
+    """
+
+    def __init__(self, images: Mapping[str, list[np.ndarray]], locations: list[Location], patch_size: int, augment: bool = True) -> None:
+        if not locations:
+            raise ValueError("no locations on this side of the split (check min_sharpness, min_gap, val_fraction)")
+        self.images, self.locations, self.patch_size, self.augment = images, locations, patch_size, augment
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def _patch(self, loc: Location, k: int) -> torch.Tensor:
+        p = self.patch_size
+        return to_tensor(np.ascontiguousarray(self.images[loc.image][k][loc.y : loc.y + p, loc.x : loc.x + p]))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        loc = self.locations[index]
+        k1, k2 = sample_level_pair(len(loc.levels))
+        img1, img2 = self._patch(loc, k1), self._patch(loc, k2)
+        if self.augment:
+            flips = random_flips()
+            img1, img2 = apply_flips(img1, flips), apply_flips(img2, flips)
+        return pair_item(img1, img2, int(loc.levels[k1]), int(loc.levels[k2]), loc.values[k1], loc.values[k2])
+
+
+class SRTupleDataset(SRPairDataset):
+    """Validation: item ``i`` -> ``{"images": L×3×p×p (method order), "levels": L}`` of location ``i``."""
+
+    def __init__(self, images: Mapping[str, list[np.ndarray]], locations: list[Location], patch_size: int) -> None:
+        super().__init__(images, locations, patch_size, augment=False)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        loc = self.locations[index]
+        stack = torch.stack([self._patch(loc, k) for k in range(len(loc.levels))])
+        return {"images": stack, "levels": torch.from_numpy(loc.levels.copy())}
+
+
+# ----------------------------------------------------------------------------- datamodule
+
+
+class SRRankDataModule(pl.LightningDataModule):
+    """Rank pairs from SR results of several methods (the paper's standard rank dataset).
+
+    Two ways to use it: build the label file beforehand with ``ranksrgan-build-rankset`` and pass
+    only ``labels`` (folders are read from the file), or pass ``hr`` and ``sr`` too and it is
+    built (or resumed) in ``prepare_data``.
+
+    Args:
+        labels: label file (CSV, see :mod:`ranksrgan.data.rank.labels`).
+        hr: HR folder to build from (None: use the existing label file as is).
+        sr: ``{method: folder | "hr" | "bicubic"}``, best first (None with ``hr`` None).
+        metric: label metric, a name (``niqe``, ``ma``, ``pi``, ``rmse``) or ``{name: weight}``.
+        label_mode: ``"rank"`` (MR) or ``"method"`` (MC); see :func:`select_locations`.
+        patch_size / stride / crop_border / scale / label_batch_size: labelling settings
+            (:func:`build_sr_labels`); ``patch_size`` is also the training patch.
+        min_sharpness / min_gap / max_patches_per_image: location filters.
+        val_fraction: share of SOURCE IMAGES held out for validation.
+        seed: split and subset seed.
+        batch_size: pairs per training batch; validation batches hold ``batch_size`` locations.
+        num_workers: DataLoader workers.
+        augment: random flips / transpose of training pairs.
+        build_demo / demo_root: create the built-in demo images in ``prepare_data``.
+    """
+
+    def __init__(
+        self,
+        labels: str,
+        hr: str | None = None,
+        sr: Mapping[str, str] | None = None,
+        metric: str | Mapping[str, float] = "niqe",
+        label_mode: str = "rank",
+        patch_size: int = 296,
+        stride: int = 200,
+        crop_border: int = 4,
+        scale: int = 4,
+        label_batch_size: int = 16,
+        min_sharpness: float = 0.0,
+        min_gap: float = 0.1,
+        max_patches_per_image: int | None = 200,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        augment: bool = True,
+        build_demo: bool = False,
+        demo_root: str | None = None,
+    ) -> None:
+        super().__init__()
+        if (hr is None) != (sr is None):
+            raise ValueError("give both hr and sr (to build the label file) or neither (to use an existing one)")
+        if label_mode not in LABEL_MODES:
+            raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
+        self.metric = dict(metric) if isinstance(metric, Mapping) else metric
+        parse_metric_spec(self.metric)
+        self.labels, self.hr = str(labels), hr
+        self.sr = {str(k): str(v) for k, v in sr.items()} if sr is not None else None
+        self.label_mode, self.patch_size, self.stride = label_mode, patch_size, stride
+        self.crop_border, self.scale, self.label_batch_size = crop_border, scale, label_batch_size
+        self.min_sharpness, self.min_gap, self.max_patches_per_image = min_sharpness, min_gap, max_patches_per_image
+        self.val_fraction, self.seed, self.batch_size = val_fraction, seed, batch_size
+        self.num_workers, self.augment = num_workers, augment
+        self.build_demo, self.demo_root = build_demo, demo_root
+        self.train_set: SRPairDataset | None = None
+        self.val_set: SRTupleDataset | None = None
+
+    def prepare_data(self) -> None:
+        if self.build_demo:
+            from ranksrgan.data.demo import build_demo_dataset
+
+            if not self.demo_root:
+                raise ValueError("build_demo=True needs demo_root")
+            build_demo_dataset(self.demo_root)
+        if self.hr is not None:
+            metrics = [m for m in parse_metric_spec(self.metric) if m != "rmse"]
+            build_sr_labels(self.hr, self.sr, self.labels, metrics=metrics, patch_size=self.patch_size,
+                            stride=self.stride, crop_border=self.crop_border, scale=self.scale,
+                            batch_size=self.label_batch_size)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        table = read_labels(self.labels)
+        if table.meta["patch_size"] != self.patch_size:
+            raise ValueError(f"{self.labels}: built with patch_size {table.meta['patch_size']}, not {self.patch_size}")
+        locations = select_locations(table, self.metric, self.label_mode, self.min_sharpness, self.min_gap,
+                                     self.max_patches_per_image, self.seed)
+        if not locations:
+            raise ValueError(f"{self.labels}: no location passes the filters (min_sharpness={self.min_sharpness}, "
+                             f"min_gap={self.min_gap})")
+        train_names, val_names = split_by_image([loc.image for loc in locations], self.val_fraction, self.seed)
+        sources = table.meta["sr"]
+        hr_files, files = check_sources(table.meta["hr"], sources)
+        by_stem = {p.stem: p for p in hr_files}
+        images = {}
+        for name in sorted(train_names | val_names):  # decoded once, shared by both datasets
+            _, images[name] = load_levels(by_stem[name], sources, files, table.meta["scale"])
+        self.train_set = SRPairDataset(images, [loc for loc in locations if loc.image in train_names],
+                                       self.patch_size, self.augment)
+        self.val_set = SRTupleDataset(images, [loc for loc in locations if loc.image in val_names], self.patch_size)
+        log.info("sr rank set: %d train / %d val locations from %d / %d images", len(self.train_set),
+                 len(self.val_set), len(train_names), len(val_names))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+                          drop_last=len(self.train_set) >= self.batch_size, pin_memory=torch.cuda.is_available(),
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=min(self.num_workers, 1))

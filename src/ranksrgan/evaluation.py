@@ -1,0 +1,827 @@
+"""Scoring, benchmark tables (the paper's Table 3) and the upper bounds of §3.4 (Eq. 10).
+
+The command-line tools (``ranksrgan-score``, ``ranksrgan-evaluate``, ``ranksrgan-upper-bound``)
+are thin wrappers over this module; everything here is usable from Python.
+
+Per-image CSV format (written by ``ranksrgan-score`` and ``ranksrgan-evaluate``, read by
+``ranksrgan-upper-bound``; one definition: :func:`write_per_image_csv` /
+:func:`read_per_image_csv`):
+
+* UTF-8, comma separated, one header row.
+* Key columns first: ``image`` (the file stem); ``ranksrgan-score`` adds ``path`` (the file as
+  found) after it; ``ranksrgan-evaluate`` puts ``dataset`` and ``method`` before it.
+* Then one column per metric, named by its id (:data:`METRICS`: ``niqe``, ``ma``, ``pi``,
+  ``psnr``, ``ssim``), values as Python ``repr`` of the float (exact round trip; ``nan``/``inf``
+  where the metric gives them).
+* Summary rows: for each group of rows (each dataset/method in ``evaluate``, the whole file in
+  ``score``) a final row whose ``image`` is :data:`MEAN_ROW` (``<mean>``, not a valid stem on
+  Windows and unusual elsewhere) holding the arithmetic mean of the group (NaN if any value is
+  NaN). Readers skip these rows.
+
+Polarity: NIQE, PI lower = better; Ma, PSNR, SSIM higher = better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _io
+import math
+import sys
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ranksrgan.io import READ_EXTENSIONS, ImageReadError, atomic_write_bytes, decode_image, list_images, to_tensor
+from ranksrgan.metrics.fidelity import psnr_y, ssim_y
+from ranksrgan.metrics.niqe import niqe
+from ranksrgan.ops.color import quantize_uint8
+from ranksrgan.ops.resize import imresize
+
+__all__ = [
+    "MEAN_ROW",
+    "METRICS",
+    "MetricSpec",
+    "CLIError",
+    "CLIParser",
+    "run_cli",
+    "split_named",
+    "collect_images",
+    "score_batch",
+    "warn_nan",
+    "score_images",
+    "write_csv",
+    "write_per_image_csv",
+    "read_per_image_csv",
+    "format_table",
+    "UpperBound",
+    "upper_bounds",
+    "BenchmarkSet",
+    "Evaluation",
+    "evaluate",
+    "format_markdown",
+    "write_evaluation",
+]
+
+#: ``image`` value of the summary rows of a per-image CSV.
+MEAN_ROW = "<mean>"
+
+
+# =============================================================================== CLI plumbing
+
+
+class CLIError(ValueError):
+    """A usage error (bad argument combination) reported as one line; ``code`` is the exit status.
+
+    A ``ValueError``, so Python callers of the library functions that raise it can catch it as such.
+    """
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CLIParser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose usage errors raise :class:`CLIError` instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CLIError(message, 2)
+
+
+def run_cli(prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
+            argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run ``body``; every expected failure becomes one stderr line.
+
+    Exit codes: 0 success; 1 bad input data (unreadable image, size mismatch, NaN values ...);
+    2 bad command line or missing/unusable files named on it (unknown metric, missing
+    checkpoint or Ma model). ``--help`` exits 0 through argparse as usual.
+    """
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prog}: warning: {message}", file=sys.stderr)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            args = parser.parse_args(argv)
+            return body(args)
+    except CLIError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.code
+    except (FileNotFoundError, ImageReadError, ValueError, OSError) as err:
+        code = 1 if isinstance(err, ImageReadError) else 2 if isinstance(err, FileNotFoundError) else 1
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return code
+    except (MemoryError, torch.OutOfMemoryError):
+        print(f"{prog}: error: out of memory; use a smaller --tile / --batch-size or another device", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def split_named(spec: str, what: str) -> tuple[str, Path]:
+    """``"NAME=PATH"`` -> ``(NAME, PATH)``; a plain ``"PATH"`` -> ``(folder name or file stem, PATH)``.
+
+    The text is split at the first ``=`` only when the part before it is non-empty and holds no
+    path separator (so ``dir=x/file`` is a name, ``a/b=c`` is a path).
+    """
+    name, sep, rest = spec.partition("=")
+    if sep and name and "/" not in name and "\\" not in name and not Path(spec).exists():
+        if not rest:
+            raise CLIError(f"{what} {spec!r}: empty path after '='")
+        return name, Path(rest)
+    path = Path(spec)
+    return (path.name if path.is_dir() else path.stem) or str(path), path
+
+
+def collect_images(paths: Iterable[str | Path]) -> list[Path]:
+    """Image files from files and folders (folders: their images, sorted, not recursive).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no images.
+        ImageReadError: a file argument does not have an image extension.
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise FileNotFoundError(f"{p}: folder holds no images ({', '.join(READ_EXTENSIONS)})")
+            files.extend(found)
+        elif p.is_file():
+            if p.suffix.lower() not in READ_EXTENSIONS:
+                raise ImageReadError(f"{p}: not an image file (expected one of {', '.join(READ_EXTENSIONS)})")
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return files
+
+
+# =============================================================================== metrics
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of the scoring tools.
+
+    Attributes:
+        name: id used on the command line and as CSV column.
+        label: display name.
+        higher_is_better: polarity.
+        full_reference: needs the HR image.
+        needs_ma: needs the Ma (NRQM) model file.
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool
+    full_reference: bool = False
+    needs_ma: bool = False
+
+
+#: Metrics in display order.
+METRICS: dict[str, MetricSpec] = {
+    "niqe": MetricSpec("niqe", "NIQE", False),
+    "ma": MetricSpec("ma", "Ma", True, needs_ma=True),
+    "pi": MetricSpec("pi", "PI", False, needs_ma=True),
+    "psnr": MetricSpec("psnr", "PSNR", True, full_reference=True),
+    "ssim": MetricSpec("ssim", "SSIM", True, full_reference=True),
+}
+
+
+def score_batch(
+    x: torch.Tensor,
+    metrics: Sequence[str],
+    hr: torch.Tensor | None = None,
+    crop_border: int = 0,
+    color: str = "y",
+    ma_model: Any = None,
+) -> dict[str, torch.Tensor]:
+    """All requested metrics of one batch.
+
+    Args:
+        x: ``B×3×H×W`` images in [0, 1] (one size), on the device to compute on.
+        metrics: ids from :data:`METRICS`.
+        hr: ``B×3×H×W`` references (needed by ``psnr`` / ``ssim``), same device.
+        crop_border: pixels shaved per side for every metric.
+        color: luminance of the no-reference metrics, ``"y"`` (MATLAB ``rgb2ycbcr``, PIRM /
+            RankSRGAN) or ``"gray"`` (MATLAB ``rgb2gray``). PSNR and SSIM always use Y.
+        ma_model: a loaded Ma model (:func:`ranksrgan.metrics.ma.load_ma_model`), for ``ma``/``pi``.
+
+    Returns:
+        ``{metric: (B,) float64 CPU tensor}``. NaN where a metric is undefined (constant image);
+        the metric's own warning (which only knows batch positions) is suppressed here, and
+        callers name the files instead (:func:`warn_nan`).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*score is NaN.*", category=RuntimeWarning)
+        return _score_batch(x, metrics, hr, crop_border, color, ma_model)
+
+
+def warn_nan(label: str, values: Mapping[str, float]) -> None:
+    """Warn (``RuntimeWarning``) for every NaN metric value of the image ``label``."""
+    bad = [m for m, v in values.items() if isinstance(v, float) and math.isnan(v)]
+    if bad:
+        warnings.warn(f"{label}: {', '.join(bad)} is NaN (undefined, e.g. a constant or near-constant image)",
+                      RuntimeWarning, stacklevel=2)
+
+
+def _score_batch(x: torch.Tensor, metrics: Sequence[str], hr: torch.Tensor | None, crop_border: int, color: str,
+                 ma_model: Any) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for name in metrics:
+        if name == "niqe":
+            v = niqe(x, color=color, crop_border=crop_border)
+        elif name in ("ma", "pi"):
+            from ranksrgan.metrics import ma as ma_mod
+
+            fn = ma_mod.ma if name == "ma" else ma_mod.pi
+            v = fn(x, ma_model, color=color, crop_border=crop_border)
+        elif name in ("psnr", "ssim"):
+            if hr is None:
+                raise ValueError(f"{name} needs reference images")
+            v = (psnr_y if name == "psnr" else ssim_y)(x, hr, crop_border=crop_border)
+        else:
+            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+        out[name] = v.detach().double().cpu().reshape(-1)
+    return out
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """``(H, W)`` from the file header without decoding pixels, or None if unknown."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            return int(h), int(w)
+    except Exception:  # noqa: BLE001 - unreadable headers are reported when the file is decoded
+        return None
+
+
+def _plan_batches(files: Sequence[Path], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of equal image size (in first-seen order); images of a size
+    that occurs once, or of unknown size, form batches of one."""
+    groups: OrderedDict[Any, list[int]] = OrderedDict()
+    for i, f in enumerate(files):
+        size = _image_size(f) if batch_size > 1 else None
+        groups.setdefault(size if size is not None else ("single", i), []).append(i)
+    batches = []
+    for idx in groups.values():
+        for start in range(0, len(idx), batch_size):
+            batches.append(idx[start : start + batch_size])
+    return batches
+
+
+def _load(path: Path) -> torch.Tensor:
+    return to_tensor(decode_image(path))
+
+
+def score_images(
+    files: Sequence[Path],
+    metrics: Sequence[str],
+    ref_dir: Path | None = None,
+    crop_border: int = 0,
+    color: str = "y",
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    ma_model: Any = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Score image files; returns one record per file, in input order.
+
+    Each record is ``{"image": stem, "path": str(file), <metric>: float, ...}``. Images of the
+    same size are scored together in batches of up to ``batch_size`` (results equal one-at-a-time
+    scoring); the rest one at a time. Full-reference metrics match each file to the file with the
+    same stem in ``ref_dir``.
+
+    Raises:
+        FileNotFoundError: no reference with the stem of a file.
+        ImageReadError: unreadable file, or image and reference sizes differ (names both).
+        ValueError: a metric fails on an image (message names the file).
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise CLIError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+    if batch_size < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {batch_size}")
+    full_ref = any(METRICS[m].full_reference for m in metrics)
+    refs: dict[str, Path] = {}
+    if full_ref:
+        if ref_dir is None:
+            need = ", ".join(m for m in metrics if METRICS[m].full_reference)
+            raise CLIError(f"metric {need} requires reference images: pass --ref HR_FOLDER")
+        refs = {p.stem: p for p in list_images(ref_dir)}
+        for f in files:
+            if f.stem not in refs:
+                raise FileNotFoundError(f"{f}: no reference image with stem {f.stem!r} in {ref_dir}")
+    device = torch.device(device)
+    records: list[dict[str, Any] | None] = [None] * len(files)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), desc="scoring", unit="img", disable=None)
+    try:
+        for batch in _plan_batches(files, batch_size):
+            try:
+                values = _score_files([files[i] for i in batch], metrics, refs, crop_border, color, device, ma_model)
+            except (ValueError, RuntimeError) as err:
+                if len(batch) == 1 or isinstance(err, ImageReadError):
+                    raise
+                # locate the offending file: score the batch one image at a time
+                values = {m: [] for m in metrics}
+                for i in batch:
+                    one = _score_files([files[i]], metrics, refs, crop_border, color, device, ma_model)
+                    for m in metrics:
+                        values[m].extend(one[m])
+            for k, i in enumerate(batch):
+                rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i])}
+                rec.update({m: float(values[m][k]) for m in metrics})
+                warn_nan(str(files[i]), {m: rec[m] for m in metrics})
+                records[i] = rec
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+    return [r for r in records if r is not None]
+
+
+def _score_files(batch: Sequence[Path], metrics: Sequence[str], refs: Mapping[str, Path], crop_border: int,
+                 color: str, device: torch.device, ma_model: Any) -> dict[str, list[float]]:
+    imgs = [_load(f) for f in batch]
+    if len({tuple(t.shape) for t in imgs}) != 1:  # header size was wrong: fall back per image
+        out: dict[str, list[float]] = {m: [] for m in metrics}
+        for f in batch:
+            one = _score_files([f], metrics, refs, crop_border, color, device, ma_model)
+            for m in metrics:
+                out[m].extend(one[m])
+        return out
+    x = torch.stack(imgs).to(device)
+    hr = None
+    if refs:
+        hrs = []
+        for f, t in zip(batch, imgs):
+            ref = _load(refs[f.stem])
+            if ref.shape != t.shape:
+                raise ImageReadError(
+                    f"{f}: image is {t.shape[1]}x{t.shape[2]} but its reference {refs[f.stem]} is "
+                    f"{ref.shape[1]}x{ref.shape[2]}"
+                )
+            hrs.append(ref)
+        hr = torch.stack(hrs).to(device)
+    try:
+        res = score_batch(x, metrics, hr, crop_border, color, ma_model)
+    except ValueError as err:
+        if len(batch) == 1:
+            raise ValueError(f"{batch[0]}: {err}") from err
+        raise
+    return {m: res[m].tolist() for m in metrics}
+
+
+# =============================================================================== CSV / tables
+
+
+def _fmt_csv(v: Any) -> str:
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV file atomically (floats as ``repr``, i.e. exact)."""
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(header))
+    for row in rows:
+        w.writerow([_fmt_csv(v) for v in row])
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(np.asarray(values, dtype=np.float64))) if values else math.nan
+
+
+def write_per_image_csv(path: str | Path, records: Sequence[Mapping[str, Any]], key_columns: Sequence[str],
+                        metrics: Sequence[str], group_by: Sequence[str] = ()) -> None:
+    """Write records in the per-image CSV format (module docstring), with a :data:`MEAN_ROW`
+    after each group of consecutive records sharing the ``group_by`` columns.
+
+    ``key_columns`` must include ``"image"``; ``group_by`` is a subset of the key columns.
+    """
+    if "image" not in key_columns:
+        raise ValueError("key_columns must include 'image'")
+    rows: list[list[Any]] = []
+
+    def mean_row(group: list[Mapping[str, Any]]) -> list[Any]:
+        row: list[Any] = []
+        for k in key_columns:
+            row.append(MEAN_ROW if k == "image" else group[0][k] if k in group_by else "")
+        return row + [_mean([g[m] for g in group]) for m in metrics]
+
+    group: list[Mapping[str, Any]] = []
+    for rec in records:
+        if group and any(rec[k] != group[0][k] for k in group_by):
+            rows.append(mean_row(group))
+            group = []
+        group.append(rec)
+        rows.append([rec[k] for k in key_columns] + [float(rec[m]) for m in metrics])
+    if group:
+        rows.append(mean_row(group))
+    write_csv(path, list(key_columns) + list(metrics), rows)
+
+
+def read_per_image_csv(path: str | Path, metric: str, method: str | None = None) -> dict[str, float]:
+    """Per-image values of one metric from a per-image CSV (summary rows skipped).
+
+    Args:
+        path: CSV in the per-image format.
+        metric: metric column to read.
+        method: for files with a ``method`` column holding several methods, the one to read;
+            ignored (may be None) when the file holds one method or has no such column.
+
+    Returns:
+        ``{image key: value}``; the key is ``"dataset/image"`` when there is a ``dataset`` column,
+        else ``"image"``.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: missing columns, unknown or ambiguous method,
+        duplicate image keys, or a value that is not a number (messages name file and row).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        if "image" not in cols:
+            raise ValueError(f"{path}: not a per-image metric CSV (no 'image' column; columns: {', '.join(cols)})")
+        if metric not in cols:
+            have = [c for c in cols if c in METRICS] or [c for c in cols if c not in ("image", "path", "dataset", "method")]
+            raise ValueError(f"{path}: no {metric!r} column (metric columns: {', '.join(have) or 'none'})")
+        rows = [r for r in reader if r["image"] != MEAN_ROW]
+    if "method" in cols:
+        methods = list(OrderedDict.fromkeys(r["method"] for r in rows))
+        if method is not None and method in methods:
+            rows = [r for r in rows if r["method"] == method]
+        elif len(methods) > 1:
+            hint = f"method {method!r} is not among" if method is not None else "it holds several methods:"
+            raise ValueError(f"{path}: {hint} {', '.join(methods)}; name one with --names")
+    out: dict[str, float] = {}
+    for r in rows:
+        key = f"{r['dataset']}/{r['image']}" if "dataset" in cols else r["image"]
+        if key in out:
+            raise ValueError(f"{path}: image {key!r} appears twice; keys must be unique")
+        try:
+            out[key] = float(r[metric])
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: row for {key!r}: {metric} value {r[metric]!r} is not a number") from None
+    if not out:
+        raise ValueError(f"{path}: no per-image rows")
+    return out
+
+
+def format_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str], digits: int = 4) -> str:
+    """Plain-text table: one row per record (``image`` + metrics) and a final mean row."""
+    header = ["image"] + [METRICS[m].label + (" ↑" if METRICS[m].higher_is_better else " ↓") for m in metrics]
+    body = [[r["image"]] + [f"{r[m]:.{digits}f}" for m in metrics] for r in records]
+    body.append(["mean"] + [f"{_mean([r[m] for r in records]):.{digits}f}" for m in metrics])
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule] + [line(r) for r in body[:-1]] + [rule, line(body[-1])])
+
+
+# =============================================================================== Eq. 10
+
+
+@dataclass(frozen=True)
+class UpperBound:
+    """Upper bounds of §3.4 (Eq. 10) for two SR methods on the same LR images.
+
+    Attributes:
+        names: ``(method 1, method 2)`` as given.
+        n: number of images matched.
+        mean1, mean2: mean metric of each method.
+        mc_method: the method model classification labels as better (lower mean; method 2 on a
+            tie, matching the paper's order SR1 = SRGAN, SR2 = ESRGAN).
+        ub_mc: upper bound of model classification = mean of ``mc_method`` over all images.
+        ub_mr: upper bound of metric rank = mean over images of the per-image lower score.
+        frac1_better: fraction of images where method 1 scores strictly lower than method 2.
+        frac_tie: fraction of images with equal scores.
+    """
+
+    names: tuple[str, str]
+    n: int
+    mean1: float
+    mean2: float
+    mc_method: str
+    ub_mc: float
+    ub_mr: float
+    frac1_better: float
+    frac_tie: float
+
+
+def upper_bounds(scores1: Mapping[str, float], scores2: Mapping[str, float],
+                 names: tuple[str, str] = ("method1", "method2")) -> UpperBound:
+    """Eq. 10 of the paper for a lower-is-better metric (NIQE, PI), per image.
+
+    For each image ``i`` with scores ``a_i`` (method 1, "SR1") and ``b_i`` (method 2, "SR2"),
+    the paper splits the pair into its Lower (-L) and Higher (-H) score.
+
+    * ``UB_MC = Mean(PM_SR2-L + PM_SR2-H)``: model classification labels every output of one
+      method as better, so at best a Ranker trained on such labels reproduces that method: the
+      union of its lower and higher scores is all its scores, and ``UB_MC`` is that method's
+      mean. The method it labels better is the one with the lower mean (the paper uses
+      SR2 = ESRGAN, 2.55 vs 2.70 NIQE for SRGAN on PIRM-Test); on a tie of means, method 2.
+    * ``UB_MR = Mean(PM_SR2-L + PM_SR1-L)`` where ``PM_SR1-L < PM_SR2-H``: metric rank keeps,
+      per image, the output with the lower score, i.e. ``UB_MR = mean_i min(a_i, b_i)``. The
+      "where" clause makes SR1 the lower one only when it is strictly lower; a tie counts as
+      SR2-L, which does not change the value (``min`` is the same).
+
+    Hence ``UB_MR <= UB_MC <= max(mean1, mean2)``. ``frac1_better`` counts strict wins of
+    method 1; ties are reported separately.
+
+    Args:
+        scores1, scores2: ``{image: score}`` (lower = better); must hold the same images.
+        names: display names of the two methods.
+
+    Raises:
+        ValueError: the image sets differ (some names are listed), no images, or NaN/inf scores.
+    """
+    only1 = sorted(set(scores1) - set(scores2))
+    only2 = sorted(set(scores2) - set(scores1))
+    if only1 or only2:
+        parts = []
+        for who, miss in ((names[0], only1), (names[1], only2)):
+            if miss:
+                shown = ", ".join(miss[:5]) + (f", ... (+{len(miss) - 5} more)" if len(miss) > 5 else "")
+                parts.append(f"{len(miss)} image(s) only in {who}: {shown}")
+        raise ValueError("the two score sets do not cover the same images: " + "; ".join(parts))
+    keys = sorted(scores1)
+    if not keys:
+        raise ValueError("no images to compare")
+    a = np.array([scores1[k] for k in keys], dtype=np.float64)
+    b = np.array([scores2[k] for k in keys], dtype=np.float64)
+    bad = [k for k, x, y in zip(keys, a, b) if not (math.isfinite(x) and math.isfinite(y))]
+    if bad:
+        raise ValueError(f"non-finite score for image {bad[0]!r} ({len(bad)} image(s) in all)")
+    mean1, mean2 = float(a.mean()), float(b.mean())
+    mc = names[0] if mean1 < mean2 else names[1]
+    return UpperBound(
+        names=(names[0], names[1]),
+        n=len(keys),
+        mean1=mean1,
+        mean2=mean2,
+        mc_method=mc,
+        ub_mc=min(mean1, mean2),
+        ub_mr=float(np.minimum(a, b).mean()),
+        frac1_better=float((a < b).mean()),
+        frac_tie=float((a == b).mean()),
+    )
+
+
+# =============================================================================== Table 3
+
+
+@dataclass(frozen=True)
+class BenchmarkSet:
+    """One benchmark set: ``name``, HR folder, optional LR folder (else MATLAB bicubic LR)."""
+
+    name: str
+    hr_dir: Path
+    lr_dir: Path | None = None
+
+
+@dataclass
+class Evaluation:
+    """Result of :func:`evaluate`.
+
+    Attributes:
+        scale: SR factor.
+        metrics: metric ids computed, in column order.
+        methods: method names, in column order (``"Bicubic"`` first).
+        datasets: test-set names, in order.
+        records: per-image records ``{"dataset", "method", "image", <metric>: float}``.
+        notes: remarks printed with the table (e.g. why PI is missing).
+    """
+
+    scale: int
+    metrics: list[str]
+    methods: list[str]
+    datasets: list[str]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def mean(self, dataset: str, method: str, metric: str) -> float:
+        """Mean of ``metric`` over the images of ``dataset`` for ``method``."""
+        return _mean([r[metric] for r in self.records if r["dataset"] == dataset and r["method"] == method])
+
+
+def _sr_folder(root: Path, dataset: str) -> Path:
+    """``root/dataset`` when that folder exists (one subfolder per test set), else ``root``."""
+    sub = root / dataset
+    return sub if sub.is_dir() else root
+
+
+def evaluate(
+    test_sets: Sequence[BenchmarkSet],
+    checkpoints: Sequence[tuple[str, Path]] = (),
+    sr_dirs: Sequence[tuple[str, Path]] = (),
+    scale: int = 4,
+    device: torch.device | str = "cpu",
+    tile: int | None = 512,
+    overlap: int = 16,
+    ma_model: Any = None,
+    with_pi: bool | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """The paper's Table 3: NIQE, PI, PSNR and SSIM of several SR methods on benchmark sets.
+
+    Protocol (the RankSRGAN / PIRM2018 evaluation):
+
+    * HR images are mod-cropped to a multiple of ``scale`` (bottom/right); LR = MATLAB bicubic
+      ``imresize(HR, 1/scale)`` rounded to the HR bit depth (or read from ``lr_dir``, matched by
+      stem, size HR/scale) — :func:`ranksrgan.data.paired.load_pairs`.
+    * Methods: ``Bicubic`` (MATLAB bicubic ``imresize(LR, scale)``), each generator checkpoint
+      (run in memory on ``device``, tiled with ``tile``/``overlap`` when the LR is larger than
+      ``tile``), each folder of precomputed SR images (matched by stem; ``folder/<set name>/``
+      when that subfolder exists, else the folder itself). Every SR image is rounded to 8 bits,
+      as a saved PNG would be, before it is scored.
+    * Metrics, all on the MATLAB ``rgb2ycbcr`` Y channel with ``scale`` pixels shaved per side:
+      NIQE, PI (only when a Ma model is available), PSNR, SSIM.
+
+    Args:
+        test_sets: the benchmark sets.
+        checkpoints: ``(method name, checkpoint path)`` pairs (:func:`ranksrgan.checkpoints.load_generator`).
+        sr_dirs: ``(method name, folder)`` pairs of precomputed SR results.
+        scale: SR factor; every checkpoint must have it.
+        device: where generators and metrics run.
+        tile, overlap: tiled inference settings (:func:`ranksrgan.tiling.upscale`); ``None`` = whole images.
+        ma_model: Ma model or path for PI; None searches the default places.
+        with_pi: True: PI required (a missing Ma model raises); False: no PI; None: PI when a
+            Ma model is found, otherwise omitted with a note in ``notes``.
+        progress: tqdm progress bar.
+
+    Raises:
+        FileNotFoundError: missing folders, checkpoints, SR images or a required Ma model.
+        ValueError / ImageReadError: scale mismatch, SR image of the wrong size (names the file),
+            duplicate method names.
+    """
+    from ranksrgan.checkpoints import load_generator
+    from ranksrgan.data.paired import load_pairs  # imports Lightning: keep it out of the module import
+    from ranksrgan.tiling import infer_scale, upscale
+
+    device = torch.device(device)
+    names = ["Bicubic"] + [n for n, _ in checkpoints] + [n for n, _ in sr_dirs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise CLIError(f"method name {dup[0]!r} is used twice (Bicubic is reserved); name methods with NAME=PATH")
+    set_names = [t.name for t in test_sets]
+    dup = sorted({n for n in set_names if set_names.count(n) > 1})
+    if dup:
+        raise CLIError(f"test set name {dup[0]!r} is used twice; name sets with NAME=DIR")
+    if not test_sets:
+        raise CLIError("no test set given (--hr)")
+    for t in test_sets:
+        for d in (t.hr_dir, t.lr_dir):
+            if d is not None and not d.is_dir():
+                raise FileNotFoundError(f"{d}: no such folder")
+    for _, p in checkpoints:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"checkpoint file not found: {p}")
+    for _, d in sr_dirs:
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"{d}: no such SR folder")
+
+    metrics = ["niqe", "pi", "psnr", "ssim"]
+    notes: list[str] = []
+    model_ma = None
+    if with_pi is not False:
+        from ranksrgan.metrics.ma import load_ma_model
+
+        try:
+            model_ma = load_ma_model(ma_model)
+        except FileNotFoundError:
+            if with_pi:
+                raise
+            notes.append("PI omitted: the Ma (NRQM) model file was not found "
+                         "(see ranksrgan.metrics.ma.load_ma_model; pass --ma-model)")
+    if model_ma is None:
+        metrics.remove("pi")
+
+    generators = []
+    for name, path in checkpoints:
+        model = load_generator(path, device=device)
+        s = infer_scale(model)
+        if s != scale:
+            raise ValueError(f"{path}: generator upscales x{s}, but --scale is {scale}")
+        generators.append((name, model))
+
+    result = Evaluation(scale, metrics, names, set_names, notes=notes)
+    for t in test_sets:
+        pairs = load_pairs([str(t.hr_dir)], [str(t.lr_dir)] if t.lr_dir is not None else None, scale)
+        sr_maps = []
+        for name, d in sr_dirs:
+            folder = _sr_folder(Path(d), t.name)
+            sr_maps.append((name, folder, {p.stem: p for p in list_images(folder)}))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(pairs) * len(names), desc=t.name, unit="img", disable=None)
+        try:
+            for pair in pairs:
+                stem = pair.name.split("/", 1)[1]
+                hr = to_tensor(pair.hr).unsqueeze(0)
+                lr = to_tensor(pair.lr).unsqueeze(0)
+                outputs: list[tuple[str, torch.Tensor]] = [
+                    ("Bicubic", quantize_uint8(imresize(lr.double(), float(scale)).clamp(0, 1)).float())
+                ]
+                for name, model in generators:
+                    sr = upscale(model, lr, tile=tile, overlap=overlap, scale=scale)
+                    outputs.append((name, quantize_uint8(sr)))
+                for name, folder, by_stem in sr_maps:
+                    path = by_stem.get(stem)
+                    if path is None:
+                        raise FileNotFoundError(f"{folder}: no SR image with stem {stem!r} (method {name}, set {t.name})")
+                    sr = to_tensor(decode_image(path)).unsqueeze(0)
+                    if sr.shape != hr.shape:
+                        raise ImageReadError(
+                            f"{path}: SR image is {sr.shape[-2]}x{sr.shape[-1]} but the x{scale} mod-cropped HR "
+                            f"{stem} is {hr.shape[-2]}x{hr.shape[-1]}"
+                        )
+                    outputs.append((name, quantize_uint8(sr)))
+                hr_dev = hr.to(device)
+                for name, sr in outputs:
+                    try:
+                        vals = score_batch(sr.to(device), metrics, hr_dev, crop_border=scale, color="y", ma_model=model_ma)
+                    except ValueError as err:
+                        raise ValueError(f"{t.name}/{stem} ({name}): {err}") from err
+                    rec: dict[str, Any] = {"dataset": t.name, "method": name, "image": stem}
+                    rec.update({m: float(vals[m][0]) for m in metrics})
+                    warn_nan(f"{t.name}/{stem} ({name})", {m: rec[m] for m in metrics})
+                    result.records.append(rec)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+    # group records by dataset, then method (input order), then image
+    order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in set_names for m in names)}
+    result.records.sort(key=lambda r: order[(r["dataset"], r["method"])])
+    return result
+
+
+def format_markdown(ev: Evaluation) -> str:
+    """Markdown table in the layout of the paper's Table 3 (dataset × metric rows, one column per
+    method, best value per row in bold), followed by the protocol and any notes."""
+    digits = {"niqe": 2, "pi": 2, "ma": 2, "psnr": 2, "ssim": 4}
+    lines = ["| Dataset | Metric | " + " | ".join(ev.methods) + " |",
+             "|---|---|" + "---|" * len(ev.methods)]
+    for d in ev.datasets:
+        for j, m in enumerate(ev.metrics):
+            spec = METRICS[m]
+            vals = [ev.mean(d, meth, m) for meth in ev.methods]
+            finite = [v for v in vals if math.isfinite(v)]
+            best = (max(finite) if spec.higher_is_better else min(finite)) if finite else None
+            cells = []
+            for v in vals:
+                text = f"{v:.{digits[m]}f}"
+                cells.append(f"**{text}**" if best is not None and v == best and len(vals) > 1 else text)
+            label = f"{spec.label} {'↑' if spec.higher_is_better else '↓'}"
+            lines.append(f"| {d if j == 0 else ''} | {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"x{ev.scale}; LR = MATLAB bicubic of the mod-cropped HR; all metrics on the MATLAB Y channel with "
+        f"{ev.scale} px shaved per side; NIQE/PI lower is better, PSNR/SSIM higher is better; best in bold."
+    )
+    for note in ev.notes:
+        lines.append("")
+        lines.append(f"Note: {note}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation(ev: Evaluation, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``table3.md``, ``summary.csv`` (``dataset,metric,<method>...`` with the means) and
+    ``per_image.csv`` (per-image format, key columns ``dataset,method,image``) atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out_dir / "table3.md", "summary": out_dir / "summary.csv", "per_image": out_dir / "per_image.csv"}
+    atomic_write_bytes(paths["markdown"], format_markdown(ev).encode("utf-8"))
+    write_csv(paths["summary"], ["dataset", "metric"] + ev.methods,
+              [[d, m] + [ev.mean(d, meth, m) for meth in ev.methods] for d in ev.datasets for m in ev.metrics])
+    write_per_image_csv(paths["per_image"], ev.records, ["dataset", "method", "image"], ev.metrics,
+                        group_by=["dataset", "method"])
+    return paths

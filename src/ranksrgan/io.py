@@ -1,0 +1,157 @@
+"""Image files <-> float tensors, with clear errors and atomic writes.
+
+Decoding is done by OpenCV (``IMREAD_UNCHANGED``), which keeps 16-bit PNG/TIFF at full depth and
+refuses truncated files instead of returning half an image.
+
+Channel rule (applied by :func:`read_image`):
+
+* gray ``H×W`` -> RGB by copying the gray value into R, G and B;
+* gray + alpha -> the gray value copied into R, G, B; alpha dropped;
+* RGBA -> RGB by dropping alpha (colour values kept as stored, not composited).
+
+Pixel data is used as stored (EXIF orientation is ignored), as SR benchmarks do.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_WRITE_DEPTHS = {".png": (8, 16), ".tif": (8, 16), ".tiff": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".bmp": (8,)}
+
+
+class ImageReadError(ValueError):
+    """An image file exists but cannot be used (corrupt, truncated, unsupported or too small)."""
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Sorted image files (by extension, case-insensitive) directly inside ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
+
+
+def decode_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode ``path`` to an ``H×W×3`` RGB array of dtype uint8 or uint16 (channel rule above)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix.lower() not in READ_EXTENSIONS:
+        raise ImageReadError(f"{path}: unsupported extension {path.suffix!r} (expected one of {', '.join(READ_EXTENSIONS)})")
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path}: cannot decode image (corrupt, truncated or unsupported data)")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(f"{path}: unsupported sample type {img.dtype} (expected 8- or 16-bit)")
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.shape[2] == 2:  # gray + alpha
+        img = np.repeat(img[:, :, :1], 3, axis=2)
+    elif img.shape[2] == 4:  # BGRA
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    elif img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        raise ImageReadError(f"{path}: unsupported channel count {img.shape[2]}")
+    return np.ascontiguousarray(img)
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """``H×W×3`` uint8/uint16 array -> float32 tensor ``3×H×W`` in [0, 1]."""
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return torch.from_numpy(img.astype(np.float32) / scale).permute(2, 0, 1).contiguous()
+
+
+def read_image(path: str | os.PathLike, min_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Read an 8/16-bit PNG, JPEG, BMP or TIFF as a float32 tensor ``3×H×W`` in [0, 1].
+
+    Args:
+        path: image file.
+        min_size: optional ``s`` or ``(h, w)``: raise if the image is smaller (e.g. a patch size).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ImageReadError: corrupt/truncated/unsupported data, or smaller than ``min_size``.
+    """
+    img = decode_image(path)
+    if min_size is not None:
+        check_min_size(path, img.shape[0], img.shape[1], min_size)
+    return to_tensor(img)
+
+
+def check_min_size(path: str | os.PathLike, h: int, w: int, min_size: int | tuple[int, int]) -> None:
+    """Raise :class:`ImageReadError` naming ``path`` if ``h×w`` is smaller than ``min_size``."""
+    mh, mw = (min_size, min_size) if isinstance(min_size, int) else min_size
+    if h < mh or w < mw:
+        raise ImageReadError(f"{path}: image is {h}x{w}, smaller than the required {mh}x{mw}")
+
+
+def _umask_mode() -> int:
+    """Permissions a plain ``open()`` would give a new file (0o666 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success fsync it and ``os.replace`` it over
+    ``path`` (normal file permissions); on any error remove it, leaving ``path`` untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_image(path: str | os.PathLike, x: torch.Tensor, bit_depth: int = 8) -> None:
+    """Write ``x`` (``3×H×W`` or ``1×H×W`` float in [0, 1], clamped) atomically.
+
+    The format follows the extension (PNG, JPEG (quality 95), BMP, TIFF); ``bit_depth`` 16 is
+    allowed for PNG and TIFF. Values are rounded to the nearest level.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in _WRITE_DEPTHS:
+        raise ValueError(f"{path}: cannot write extension {path.suffix!r}")
+    if bit_depth not in _WRITE_DEPTHS[ext]:
+        raise ValueError(f"{path}: {ext} cannot hold {bit_depth}-bit samples")
+    if x.dim() != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"{path}: expected a 3×H×W or 1×H×W tensor, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{path}: refusing to write an image with NaN or Inf values")
+    levels = 65535.0 if bit_depth == 16 else 255.0
+    arr = torch.floor(x.detach().float().clamp(0, 1) * levels + 0.5).cpu().numpy()
+    arr = arr.astype(np.uint16 if bit_depth == 16 else np.uint8).transpose(1, 2, 0)
+    if arr.shape[2] == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(arr), params)
+    if not ok:
+        raise ValueError(f"{path}: encoding failed")
+    atomic_write_bytes(path, buf.tobytes())

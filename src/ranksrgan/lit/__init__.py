@@ -1,0 +1,1 @@
+"""LightningModules: the Ranker (``ranker_module``) and the SR generator / GAN (``sr_module``)."""

@@ -1,0 +1,301 @@
+"""One LightningModule for SRResNet pre-training, SRGAN, ESRGAN and RankSRGAN (any number of Rankers).
+
+Every loss is a weight in the config; a weight of 0 removes the term (and, for the GAN loss, the
+discriminator and its optimiser). One training batch is one ITERATION = one generator update
+(plus one discriminator update when the GAN loss is on). ``iteration`` counts them; the LR
+schedule (halve at the milestones) is stepped once per iteration, and the pipeline sets Lightning's
+``max_steps`` to ``iterations * optimizer_steps_per_iteration`` because Lightning counts every
+optimiser step. Validation computes PSNR/SSIM on Y with the border cropped by the scale and
+NIQE in the PIRM convention (Y, crop = scale): the curves of the paper's Figs. 5, 12, 15 and 22.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from ranksrgan.checkpoints import load_generator, load_ranker
+from ranksrgan.io import write_image
+from ranksrgan.losses import (
+    PerceptualLoss,
+    RankContentLoss,
+    discriminator_loss,
+    generator_adversarial_loss,
+    pixel_loss,
+)
+from ranksrgan.metrics.fidelity import PSNRY, SSIMY
+from ranksrgan.metrics.niqe import NIQE
+from ranksrgan.nets import VGGFeatureExtractor, build_net, net_spec
+from ranksrgan.ops.resize import imresize
+
+log = logging.getLogger(__name__)
+
+# Keys of frozen helper networks that are NOT stored in checkpoints (they are rebuilt from the
+# config and their own files): the VGG feature extractor and the Rankers.
+_FROZEN_PREFIXES = ("perceptual_loss.", "rank_loss.")
+
+
+def _plain(obj: Any) -> Any:
+    """OmegaConf containers -> plain Python, so checkpoints load with ``weights_only=True``."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(obj, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(obj, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf comes with hydra-core
+        pass
+    return obj
+
+
+class SRModule(pl.LightningModule):
+    """Super-resolution GAN with pixel, perceptual, adversarial and rank-content losses.
+
+    Args:
+        generator: ``{"name": "SRResNet"|"RRDBNet", "kwargs": {...}}``; LR ``B×3×h×w`` [0,1] -> SR.
+        scale: SR factor (must match the generator's).
+        pixel: ``{"weight", "criterion": "l1"|"mse"}``.
+        perceptual: ``{"weight", "layer": "conv5_4", "criterion": "l1"|"mse", "pretrained": bool}``
+            (VGG19 features, ImageNet normalisation, frozen).
+        gan: ``{"weight", "kind": "vanilla"|"ragan"}``.
+        discriminator: ``{"name": "VGGDiscriminator", "kwargs": {...}}``; used when gan weight > 0.
+        rank: ``{"function": "sigmoid"|"exp"|"identity", "reduction": "sum"|"mean"}`` (rank loss).
+        rankers: list of ``{"checkpoint": path, "weight": w, "name": label}``; frozen, eval mode.
+        optimizer: ``{"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0}`` for G and D alike.
+        lr_milestones: iterations (generator updates) at which the LR is multiplied by ``lr_gamma``.
+        pretrained_generator: checkpoint to initialise G from (ours or the authors' release).
+        num_logged_images: validation images logged as bicubic | SR | HR strips.
+        channels_last: use the channels-last memory format for G and D and their inputs.
+    """
+
+    def __init__(
+        self,
+        generator: dict,
+        scale: int = 4,
+        pixel: dict | None = None,
+        perceptual: dict | None = None,
+        gan: dict | None = None,
+        discriminator: dict | None = None,
+        rank: dict | None = None,
+        rankers: Sequence[dict] = (),
+        optimizer: dict | None = None,
+        lr_milestones: Sequence[int] = (50_000, 100_000, 200_000, 300_000),
+        lr_gamma: float = 0.5,
+        pretrained_generator: str | None = None,
+        num_logged_images: int = 3,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        args = {k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
+        self.save_hyperparameters(args)
+        self.automatic_optimization = False
+        hp = self.hparams
+        self.scale = scale
+        self.pixel_cfg = {"weight": 0.0, "criterion": "l1", **(hp.pixel or {})}
+        self.perceptual_cfg = {"weight": 0.0, "layer": "conv5_4", "criterion": "l1", "pretrained": True, **(hp.perceptual or {})}
+        self.gan_cfg = {"weight": 0.0, "kind": "vanilla", **(hp.gan or {})}
+        self.rank_cfg = {"function": "sigmoid", "reduction": "sum", **(hp.rank or {})}
+        self.optim_cfg = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0, **(hp.optimizer or {})}
+
+        self.generator = build_net(hp.generator)
+        if pretrained_generator:
+            source = load_generator(pretrained_generator)
+            try:
+                self.generator.load_state_dict(source.state_dict())
+            except RuntimeError as err:
+                raise ValueError(f"{pretrained_generator}: does not fit the configured generator: {err}") from None
+        self.discriminator = None
+        if self.gan_cfg["weight"] > 0:
+            if not hp.discriminator:
+                raise ValueError("gan.weight > 0 needs a discriminator config")
+            self.discriminator = build_net(hp.discriminator)
+        self.perceptual_loss = None
+        if self.perceptual_cfg["weight"] > 0:
+            extractor = VGGFeatureExtractor(layer=self.perceptual_cfg["layer"], pretrained=self.perceptual_cfg["pretrained"])
+            self.perceptual_loss = PerceptualLoss(extractor, self.perceptual_cfg["criterion"])
+        self.ranker_specs = [dict(r) for r in hp.rankers]
+        self.rank_loss = None
+        if self.ranker_specs:
+            for spec in self.ranker_specs:
+                if not spec.get("checkpoint"):
+                    raise ValueError(f"Ranker entry {spec} has no checkpoint (the pipeline resolves names to files)")
+            self.rank_loss = RankContentLoss(
+                [load_ranker(spec["checkpoint"]) for spec in self.ranker_specs],
+                [spec.get("weight", 0.0) for spec in self.ranker_specs],
+                self.rank_cfg["function"],
+                self.rank_cfg["reduction"],
+            )
+        self.val_metrics = nn.ModuleDict(
+            {"psnr": PSNRY(crop_border=scale), "ssim": SSIMY(crop_border=scale), "niqe": NIQE(color="y", crop_border=scale)}
+        )
+        self._ddp_generator: nn.Module | None = None
+        self._ddp_discriminator: nn.Module | None = None
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def optimizer_steps_per_iteration(self) -> int:
+        """Lightning optimiser steps per generator update: 2 with a discriminator, else 1."""
+        return 2 if self.discriminator is not None else 1
+
+    @property
+    def iteration(self) -> int:
+        """Generator updates done so far (what ``max_steps`` and the LR milestones count)."""
+        return self.global_step // self.optimizer_steps_per_iteration
+
+    def wrap_for_ddp(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap G and D separately for DDP (see :class:`ranksrgan.lit.ddp.GANDDPStrategy`).
+
+        Each DDP wrapper then sees all of its parameters used in every backward, so plain DDP
+        works without ``find_unused_parameters``. The wrappers are not registered as submodules:
+        checkpoints keep the plain ``generator.*`` / ``discriminator.*`` keys.
+        """
+        object.__setattr__(self, "_ddp_generator", wrap(self.generator))
+        if self.discriminator is not None:
+            object.__setattr__(self, "_ddp_discriminator", wrap(self.discriminator))
+
+    def _g(self) -> nn.Module:
+        return self._ddp_generator if self._ddp_generator is not None else self.generator
+
+    def _d(self) -> nn.Module:
+        return self._ddp_discriminator if self._ddp_discriminator is not None else self.discriminator
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        """LR ``B×3×h×w`` in [0, 1] -> SR ``B×3×(s·h)×(s·w)`` (not clamped)."""
+        return self.generator(lr)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            if self.discriminator is not None:
+                self.discriminator.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        if self.hparams.channels_last and self.training:
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if torch.is_tensor(v) and v.dim() == 4 else v for k, v in batch.items()}
+        return batch
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        cfg = self.optim_cfg
+        kwargs = {"lr": cfg["lr"], "betas": tuple(cfg["betas"]), "weight_decay": cfg["weight_decay"]}
+        optimizers = [torch.optim.Adam(self.generator.parameters(), **kwargs)]
+        if self.discriminator is not None:
+            optimizers.append(torch.optim.Adam(self.discriminator.parameters(), **kwargs))
+        schedulers = [
+            torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.hparams.lr_milestones), gamma=self.hparams.lr_gamma)
+            for opt in optimizers
+        ]
+        return optimizers, schedulers
+
+    def generator_losses(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Generator loss for one batch: ``(weighted total, {name: unweighted term}, sr)``."""
+        sr = self._g()(lr)
+        terms: dict[str, torch.Tensor] = {}
+        total = sr.new_zeros(())
+        if self.pixel_cfg["weight"]:
+            terms["pixel"] = pixel_loss(sr, hr, self.pixel_cfg["criterion"])
+            total = total + self.pixel_cfg["weight"] * terms["pixel"]
+        if self.perceptual_loss is not None:
+            terms["perceptual"] = self.perceptual_loss(sr, hr)
+            total = total + self.perceptual_cfg["weight"] * terms["perceptual"]
+        if self.discriminator is not None:
+            # Plain (unwrapped) D: no gradient sync and no D gradients are needed in the G step.
+            self.discriminator.requires_grad_(False)
+            fake_logits = self.discriminator(sr)
+            real_logits = self.discriminator(hr).detach() if self.gan_cfg["kind"] == "ragan" else None
+            terms["gan"] = generator_adversarial_loss(fake_logits, real_logits, self.gan_cfg["kind"])
+            total = total + self.gan_cfg["weight"] * terms["gan"]
+            self.discriminator.requires_grad_(True)
+        if self.rank_loss is not None:
+            rank_total, rank_terms = self.rank_loss(sr)
+            for spec, term in zip(self.ranker_specs, rank_terms):
+                if term is not None:
+                    terms[f"rank/{spec.get('name', 'ranker')}"] = term
+            total = total + rank_total
+        terms["total"] = total
+        return total, terms, sr
+
+    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([t.detach().float() for t in terms.values()])
+        if not bool(torch.isfinite(values).all()):
+            bad = [name for name, t in terms.items() if not torch.isfinite(t.detach()).all()]
+            raise FloatingPointError(
+                f"non-finite loss at generator step {self.iteration}: {', '.join(bad)} "
+                f"= {[float(terms[b]) for b in bad]}; lower the learning rate or check the data"
+            )
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        lr, hr = batch["lr"], batch["hr"]
+        optimizers = self.optimizers()
+        opt_g, opt_d = (optimizers[0], optimizers[1]) if isinstance(optimizers, list) else (optimizers, None)
+        schedulers = self.lr_schedulers()
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+
+        loss_g, terms, sr = self.generator_losses(lr, hr)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        opt_g.step()
+
+        if opt_d is not None:
+            real_logits = self._d()(hr)
+            fake_logits = self._d()(sr.detach())
+            terms["d_loss"] = discriminator_loss(real_logits, fake_logits, self.gan_cfg["kind"])
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(terms["d_loss"])
+            opt_d.step()
+            self.log("train/d_real", real_logits.detach().mean())
+            self.log("train/d_fake", fake_logits.detach().mean())
+
+        self._check_finite(terms)
+        for sched in schedulers:
+            sched.step()
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=False)
+        self.log("train/loss_g", loss_g.detach(), prog_bar=True)
+        self.log("train/lr", opt_g.param_groups[0]["lr"])
+        self.log("iteration", float(self.iteration + 1))
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        lr, hr = batch["lr"], batch["hr"]
+        sr = self.generator(lr).clamp(0, 1)
+        for name in ("psnr", "ssim"):
+            self.val_metrics[name].update(sr, hr)
+        self.val_metrics["niqe"].update(sr)
+        if batch_idx < self.hparams.num_logged_images:
+            self._log_sample(lr[0], sr[0], hr[0], batch.get("name", [f"img{batch_idx}"])[0])
+
+    def on_validation_epoch_end(self) -> None:
+        for name, metric in self.val_metrics.items():
+            self.log(f"val/{name}", metric.compute(), prog_bar=name in ("psnr", "niqe"), sync_dist=False)
+            metric.reset()
+
+    def _log_sample(self, lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, name: str) -> None:
+        bicubic = imresize(lr.double(), size=tuple(hr.shape[-2:])).clamp(0, 1).to(sr.dtype)
+        strip = torch.cat([bicubic, sr, hr], dim=-1).detach().cpu()
+        safe = str(name).replace("/", "_")
+        logger = self.logger
+        if logger is not None and hasattr(logger, "log_image"):
+            logger.log_image(key=f"val/{safe}", images=[strip], caption=[f"bicubic | SR | HR  (iteration {self.iteration})"], step=self.global_step)
+        root = Path(self.trainer.default_root_dir) if self.trainer is not None else Path(".")
+        if self.trainer is None or self.trainer.is_global_zero:
+            write_image(root / "samples" / f"{safe}_it{self.iteration:07d}.png", strip)
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ranksrgan_arch"] = net_spec(self.generator)
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(_FROZEN_PREFIXES)]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Frozen helper networks are not stored: put the current (config-built) ones back so that
+        # strict loading still checks every generator and discriminator key.
+        state = checkpoint["state_dict"]
+        for key, value in self.state_dict().items():
+            if key.startswith(_FROZEN_PREFIXES):
+                state[key] = value

@@ -1,0 +1,49 @@
+"""MATLAB colour conversions: ``rgb2ycbcr`` luma (Y) and ``rgb2gray``.
+
+SR papers compute PSNR, SSIM, NIQE and Ma on one of these two channels. Both functions take a
+float tensor ``(..., 3, H, W)`` of RGB in [0, 1] and return ``(..., 1, H, W)`` in [0, 1]; they
+are differentiable. Use :func:`quantize_uint8` afterwards where MATLAB would have produced
+``uint8`` (for example NIQE on an 8-bit image).
+
+kornia's ``rgb_to_y`` is full-range BT.601 and does NOT match these.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# MATLAB rgb2ycbcr: Y = 16 + (65.481 R + 128.553 G + 24.966 B) with R, G, B in [0, 1], Y in
+# [16, 235] on the 0-255 scale ("studio swing").
+_Y_COEFFS = (65.481, 128.553, 24.966)
+_Y_OFFSET = 16.0
+# MATLAB rgb2gray: the first row of inv(T) of its NTSC transform, to the printed precision.
+_GRAY_COEFFS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+def _check_rgb(x: torch.Tensor, name: str) -> None:
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"{name}: expected (..., 3, H, W) RGB, got shape {tuple(x.shape)}")
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2ycbcr`` Y channel: RGB (..., 3, H, W) in [0, 1] -> (..., 1, H, W) in [16/255, 235/255].
+
+    Not rounded; ``quantize_uint8(rgb_to_y(x))`` equals MATLAB on a uint8 image.
+    """
+    _check_rgb(x, "rgb_to_y")
+    r, g, b = x.unbind(-3)
+    y = (_Y_COEFFS[0] * r + _Y_COEFFS[1] * g + _Y_COEFFS[2] * b + _Y_OFFSET) / 255.0
+    return y.unsqueeze(-3)
+
+
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2gray``: RGB (..., 3, H, W) in [0, 1] -> (..., 1, H, W) in [0, 1]. Not rounded."""
+    _check_rgb(x, "rgb_to_gray")
+    r, g, b = x.unbind(-3)
+    return (_GRAY_COEFFS[0] * r + _GRAY_COEFFS[1] * g + _GRAY_COEFFS[2] * b).unsqueeze(-3)
+
+
+def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] values to the 8-bit grid as MATLAB's uint8 cast does (half away from zero,
+    saturating), returning floats in [0, 1] of the same dtype."""
+    return torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0

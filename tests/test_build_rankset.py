@@ -1,0 +1,103 @@
+"""CLIs: ``ranksrgan-build-rankset`` (label file) and ``ranksrgan-rank100`` (score per method)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ranksrgan.cli import build_rankset, rank100
+from ranksrgan.data.demo import demo_image
+from ranksrgan.data.rank import bicubic_upscale
+from ranksrgan.data.rank.distortion import distort
+from ranksrgan.data.rank.labels import part_path, read_labels
+from ranksrgan.export import save_state_dict
+from ranksrgan.io import to_tensor, write_image
+from ranksrgan.lit.ranker_module import RankerModule
+
+
+def _write(folder: Path, name: str, x: torch.Tensor) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_image(folder / f"{name}.png", x)
+
+
+@pytest.fixture()
+def folders(tmp_path) -> dict[str, Path]:
+    """HR (two 208×208 crops), a bicubic-SR folder and a blurred folder with the same stems."""
+    for name, img in (("astro", "astronaut"), ("coffee", "coffee")):
+        arr = np.ascontiguousarray(demo_image(img)[:208, 100:308])
+        hr = to_tensor(arr)
+        _write(tmp_path / "HR", name, hr)
+        _write(tmp_path / "bic", name, to_tensor(bicubic_upscale(arr, 4)))
+        _write(tmp_path / "blur", name, distort(hr[None], "blur", torch.tensor([3.0]), torch.tensor([0]))[0])
+    return {k: tmp_path / k for k in ("HR", "bic", "blur")}
+
+
+def test_build_rankset_cli(tmp_path, folders, capsys):
+    out = tmp_path / "labels.csv"
+    argv = ["--hr", str(folders["HR"]), "--sr", "hr=hr", "--sr", f"bic={folders['bic']}", "--out", str(out),
+            "--patch", "200", "--stride", "200", "--no-progress", "--device", "cpu"]
+    assert build_rankset.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "4 rows, 2 images, 2 locations" in text and "niqe" in text
+    table = read_labels(out)
+    assert table.meta["methods"] == ["hr", "bic"] and table.meta["metrics"] == ["niqe"]
+    niqe = table.column("niqe")
+    assert np.isfinite(niqe).all()
+    rmse = dict(zip(zip(table.column("image"), table.column("method")), table.column("rmse")))
+    assert rmse[("astro", "hr")] == 0 and rmse[("astro", "bic")] > 1
+    assert not part_path(out).exists()
+    # the same command again: the finished file is reused
+    assert build_rankset.main(argv) == 0
+
+
+def test_build_rankset_cli_errors_name_the_files(tmp_path, folders, capsys):
+    (folders["blur"] / "coffee.png").unlink()
+    code = build_rankset.main(["--hr", str(folders["HR"]), "--sr", "a=hr", "--sr", f"b={folders['blur']}",
+                               "--out", str(tmp_path / "x.csv"), "--patch", "200", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code != 0 and "missing 1 (coffee)" in err and str(folders["blur"]) in err
+    code = build_rankset.main(["--hr", str(folders["HR"]), "--sr", "a=hr", "--sr", f"b={folders['bic']}",
+                               "--out", str(tmp_path / "y.csv"), "--metric", "lpips", "--no-progress"])
+    assert code == 2 and "lpips" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch and Lightning
+def test_build_rankset_module_entry_point(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ranksrgan.cli.build_rankset", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--stride" in result.stdout
+
+
+def test_rank100_cli_scores_each_method(tmp_path, folders, capsys):
+    torch.manual_seed(0)
+    ranker = RankerModule(variant="vgg8", base_channels=8).ranker
+    ckpt = save_state_dict(ranker, tmp_path / "ranker.pth")
+    out_csv = tmp_path / "scores.csv"
+    code = rank100.main(["--ranker", str(ckpt), f"bic={folders['bic']}", f"blur={folders['blur']}",
+                         f"hr={folders['HR']}", "--center-crop", "96", "--csv", str(out_csv), "--device", "cpu"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "std of the method means" in text
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"bic", "blur", "hr"}
+    # the printed means are the means of the per-image scores, in the frozen Ranker's polarity
+    ranker.eval()
+    with torch.no_grad():
+        x = torch.stack([to_tensor(np.asarray(demo_image("astronaut")[:208, 100:308]))[:, 56:152, 56:152]])
+        expected = float(ranker(x)[0])
+    got = next(float(r["score"]) for r in rows if r["method"] == "hr" and r["image"] == "astro")
+    assert abs(got - expected) < 1e-4
+    means = {m: np.mean([float(r["score"]) for r in rows if r["method"] == m]) for m in ("bic", "blur", "hr")}
+    for v in means.values():
+        assert f"{v:10.4f}" in text
+    # mismatched folders and a too-large crop are one-line errors
+    (folders["blur"] / "coffee.png").unlink()
+    assert rank100.main(["--ranker", str(ckpt), f"bic={folders['bic']}", f"blur={folders['blur']}"]) != 0
+    assert "coffee" in capsys.readouterr().err
+    assert rank100.main(["--ranker", str(ckpt), f"bic={folders['bic']}", f"hr={folders['HR']}", "--center-crop", "999"]) != 0
+    assert "smaller than --center-crop 999" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""Paired HR/LR data: alignment with MATLAB bicubic, augmentation consistency, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ranksrgan.data.demo import TRAIN_IMAGES, VAL_IMAGES
+from ranksrgan.data.paired import PairedPatchDataset, PairedSRDataModule, augment_pair, load_pairs, make_lr
+from ranksrgan.io import ImageReadError, read_image, write_image
+from ranksrgan.ops import imresize, quantize_uint8
+
+
+@pytest.fixture()
+def small_hr(tmp_path, demo_rgb):
+    folder = tmp_path / "HR"
+    for i in range(3):
+        img = np.roll(demo_rgb, 7 * i, axis=1)[:, :125]  # 96×125: not a multiple of 4 in width
+        write_image(folder / f"im{i}.png", torch.from_numpy(img).permute(2, 0, 1).float() / 255)
+    return folder
+
+
+def test_demo_split_is_by_image(demo_root):
+    train = {p.stem for p in (demo_root / "train" / "HR").iterdir()}
+    val = {p.stem for p in (demo_root / "val" / "HR").iterdir()}
+    assert train == set(TRAIN_IMAGES) and val == set(VAL_IMAGES) and not train & val
+
+
+def test_lr_is_matlab_bicubic_rounded(small_hr):
+    pairs = load_pairs([str(small_hr)], None, scale=4)
+    hr = read_image(small_hr / "im0.png")[:, :96, :124]
+    assert pairs[0].hr.shape == (96, 124, 3)  # mod-cropped
+    expected = quantize_uint8(imresize(hr.double(), 0.25))
+    got = torch.from_numpy(pairs[0].lr).permute(2, 0, 1).double() / 255
+    assert torch.equal(got, expected)
+
+
+def test_patch_alignment_with_imresize(small_hr):
+    pairs = load_pairs([str(small_hr)], None, scale=4)
+    ds = PairedPatchDataset(pairs, scale=4, hr_patch_size=64, length=12, augment=True)
+    torch.manual_seed(0)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["lr"].shape == (3, 16, 16) and item["hr"].shape == (3, 64, 64)
+        lr_from_hr = imresize(item["hr"].double(), 0.25).clamp(0, 1)  # uint8 LR saturates like MATLAB
+        inner = (slice(None), slice(3, -3), slice(3, -3))  # kernel support at x4 is 4 LR px wide
+        assert (item["lr"].double()[inner] - lr_from_hr[inner]).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_augment_pair_same_geometry():
+    lr = np.arange(4 * 4 * 3).reshape(4, 4, 3)
+    hr = lr.repeat(2, axis=0).repeat(2, axis=1)  # each LR pixel is a 2×2 HR block
+    for flags in [(True, False, False), (False, True, True), (True, True, True)]:
+        a, b = augment_pair(hr, lr, *flags)
+        assert np.array_equal(a[::2, ::2], b)
+
+
+def test_given_lr_folder_checked(tmp_path, small_hr):
+    lr_dir = tmp_path / "LR"
+    write_image(lr_dir / "im0.png", torch.zeros(3, 24, 31))
+    write_image(lr_dir / "im1.png", torch.zeros(3, 20, 31))  # wrong height
+    with pytest.raises(ImageReadError, match=r"im1.png: LR is 20x31 but HR im1.png at x4 needs 24x31"):
+        load_pairs([str(small_hr)], [str(lr_dir)], scale=4)
+    (lr_dir / "im1.png").unlink()
+    with pytest.raises(FileNotFoundError, match="im1.png: no LR image"):
+        load_pairs([str(small_hr)], [str(lr_dir)], scale=4)
+
+
+def test_too_small_for_patch_names_file(small_hr):
+    with pytest.raises(ImageReadError, match=r"im0.png: image is 96x125, smaller than the required 296x296"):
+        load_pairs([str(small_hr)], None, scale=4, min_hr_size=296)
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        load_pairs([str(tmp_path / "empty")], None, scale=4)
+
+
+def test_datamodule_on_demo(demo_root):
+    dm = PairedSRDataModule(
+        train_hr=[str(demo_root / "train" / "HR")],
+        val_hr=[str(demo_root / "val" / "HR")],
+        hr_patch_size=32,
+        batch_size=4,
+        num_workers=0,
+        patches_per_epoch=8,
+    )
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["lr"].shape == (4, 3, 8, 8) and batch["hr"].shape == (4, 3, 32, 32)
+    assert 0 <= float(batch["hr"].min()) and float(batch["hr"].max()) <= 1
+    val = next(iter(dm.val_dataloader()))
+    assert val["hr"].shape[-1] == 4 * val["lr"].shape[-1]
+    assert val["hr"].shape[-2] % 4 == 0
+
+
+def test_make_lr_16bit():
+    hr = (np.random.default_rng(0).random((16, 16, 3)) * 65535).astype(np.uint16)
+    lr = make_lr(hr, 4)
+    assert lr.dtype == np.uint16 and lr.shape == (4, 4, 3)

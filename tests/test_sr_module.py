@@ -1,0 +1,159 @@
+"""The GAN LightningModule: every loss term moves the generator's gradient exactly when its weight
+is non-zero; Rankers stay frozen; resume keeps the LR schedule; NaN stops the run."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from ranksrgan.data.paired import PairedSRDataModule
+from ranksrgan.export import save_state_dict
+from ranksrgan.io import write_image
+from ranksrgan.lit.sr_module import SRModule
+from ranksrgan.nets import Ranker
+
+TINY_G = {"name": "SRResNet", "kwargs": {"num_features": 8, "num_blocks": 1, "scale": 4}}
+TINY_D = {"name": "VGGDiscriminator", "kwargs": {"num_features": 4, "input_size": 32}}
+
+
+@pytest.fixture(scope="module")
+def ranker_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rankers")
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        paths.append(str(save_state_dict(Ranker("vgg8", num_features=4), folder / f"r{seed}.pth")))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, demo_rgb):
+    from ranksrgan.data.demo import demo_image
+
+    root = tmp_path_factory.mktemp("pairs")
+    for i in range(2):
+        img = torch.from_numpy(demo_rgb[:, 20 * i : 20 * i + 48]).permute(2, 0, 1).float() / 255
+        write_image(root / "train" / f"im{i}.png", img)
+    # Validation images must hold two 96×96 NIQE blocks after the 4-pixel border crop.
+    val = torch.from_numpy(demo_image("coffee")[:112, :208].copy()).permute(2, 0, 1).float() / 255
+    write_image(root / "val" / "coffee.png", val)
+    return root
+
+
+def make_module(ranker_files, **overrides) -> SRModule:
+    kwargs = dict(
+        generator=TINY_G,
+        scale=4,
+        pixel={"weight": 1.0, "criterion": "l1"},
+        perceptual={"weight": 1.0, "layer": "conv1_2", "pretrained": False},
+        gan={"weight": 0.005, "kind": "vanilla"},
+        discriminator=TINY_D,
+        rankers=[{"name": "a", "checkpoint": ranker_files[0], "weight": 0.03}, {"name": "b", "checkpoint": ranker_files[1], "weight": 0.03}],
+        lr_milestones=[2, 4],
+        num_logged_images=1,
+    )
+    kwargs.update(overrides)
+    torch.manual_seed(0)
+    return SRModule(**kwargs)
+
+
+def generator_grad(module: SRModule, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    module.generator.zero_grad(set_to_none=True)
+    loss, _, _ = module.generator_losses(lr, hr)
+    loss.backward()
+    return torch.cat([p.grad.flatten() for p in module.generator.parameters()])
+
+
+TERMS = {
+    "pixel": lambda m, w: m.pixel_cfg.__setitem__("weight", w),
+    "perceptual": lambda m, w: m.perceptual_cfg.__setitem__("weight", w),
+    "gan": lambda m, w: m.gan_cfg.__setitem__("weight", w),
+    "ranker a": lambda m, w: m.rank_loss.weights.__setitem__(0, w),
+    "ranker b": lambda m, w: m.rank_loss.weights.__setitem__(1, w),
+}
+
+
+@pytest.mark.parametrize("term", list(TERMS))
+def test_each_loss_term_moves_the_gradient_only_when_weighted(ranker_files, term):
+    torch.manual_seed(0)
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+    module = make_module(ranker_files)
+    full = generator_grad(module, lr, hr)
+    TERMS[term](module, 0.0)
+    without = generator_grad(module, lr, hr)
+    assert not torch.allclose(full, without), f"{term} with a non-zero weight did not change the gradient"
+    # Weight 0 must equal a module that never had the term.
+    reference = make_module(ranker_files)
+    for other, setter in TERMS.items():
+        if other == term:
+            setter(reference, 0.0)
+    assert torch.allclose(without, generator_grad(reference, lr, hr), atol=0)
+
+
+def _trainer(tmp_path, iterations: int, module: SRModule) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        max_steps=iterations * module.optimizer_steps_per_iteration,
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        default_root_dir=str(tmp_path),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True, every_n_train_steps=1)],
+    )
+
+
+def _datamodule(root) -> PairedSRDataModule:
+    return PairedSRDataModule([str(root / "train")], [str(root / "val")], hr_patch_size=32, batch_size=2, num_workers=0, patches_per_epoch=64)
+
+
+def test_rankers_frozen_during_gan_training(tmp_path, ranker_files, tiny_data):
+    module = make_module(ranker_files)
+    before = copy.deepcopy(module.rank_loss.rankers.state_dict())
+    g_before = copy.deepcopy(module.generator.state_dict())
+    _trainer(tmp_path, 3, module).fit(module, datamodule=_datamodule(tiny_data))
+    assert module.iteration == 3
+    after = module.rank_loss.rankers.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:  # weights AND BatchNorm running statistics
+        assert torch.equal(before[key], after[key]), key
+    assert not any(m.training for m in module.rank_loss.rankers.modules())
+    assert all(not p.requires_grad for p in module.rank_loss.parameters())
+    assert any(not torch.equal(g_before[k], v) for k, v in module.generator.state_dict().items())
+
+
+def test_resume_continues_lr_schedule(tmp_path, ranker_files, tiny_data):
+    straight = make_module(ranker_files)
+    _trainer(tmp_path / "a", 5, straight).fit(straight, datamodule=_datamodule(tiny_data))
+
+    first = make_module(ranker_files)
+    _trainer(tmp_path / "b", 3, first).fit(first, datamodule=_datamodule(tiny_data))
+    last = tmp_path / "b" / "ckpt" / "last.ckpt"
+    assert last.exists()
+    resumed = make_module(ranker_files)
+    _trainer(tmp_path / "b", 5, resumed).fit(resumed, datamodule=_datamodule(tiny_data), ckpt_path=str(last))
+    assert resumed.iteration == straight.iteration == 5
+    for a, b in zip(straight.lr_schedulers(), resumed.lr_schedulers()):
+        assert a.last_epoch == b.last_epoch == 5
+        assert a.get_last_lr() == b.get_last_lr() == [1e-4 * 0.25]
+    ckpt = torch.load(last, weights_only=True)
+    assert not any(k.startswith(("rank_loss.", "perceptual_loss.")) for k in ckpt["state_dict"])
+    assert ckpt["ranksrgan_arch"]["name"] == "SRResNet"
+
+
+def test_nan_loss_stops_with_step_and_name(ranker_files):
+    module = make_module(ranker_files, rankers=[])
+    lr, hr = torch.rand(2, 3, 8, 8), torch.full((2, 3, 32, 32), float("nan"))
+    _, terms, _ = module.generator_losses(lr, hr)
+    with pytest.raises(FloatingPointError, match=r"generator step 0: .*pixel"):
+        module._check_finite(terms)
+
+
+def test_no_discriminator_without_gan(ranker_files):
+    module = make_module(ranker_files, gan={"weight": 0.0}, rankers=[])
+    assert module.discriminator is None and module.optimizer_steps_per_iteration == 1
