@@ -28,7 +28,7 @@ def _device(device: str | torch.device) -> torch.device:
 
 
 def environment_report(device: str | torch.device = "cpu") -> str:
-    """One block of text: Python, OS, torch / Lightning versions, the device and the thread count."""
+    """One block of text: Python, OS, torch / Lightning versions, the device, threads and the load average."""
     device = _device(device)
     lines = [
         f"python {platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores visible",
@@ -48,6 +48,8 @@ def environment_report(device: str | torch.device = "cpu") -> str:
         )
     else:
         lines.append(f"device {device}: {platform.processor() or platform.machine()}")
+    if hasattr(os, "getloadavg"):
+        lines.append("load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     return "\n".join(lines)
 
 
@@ -90,23 +92,27 @@ def peak_memory_mb(device: str | torch.device) -> float:
 class Timer:
     """Collects wall-clock laps, synchronising ``device`` before reading the clock.
 
-    Use ``with timer: ...`` for one lap; ``timer.laps`` holds the seconds of each lap.
+    Use ``with timer: ...`` for one lap; ``timer.laps`` holds the wall seconds of each lap and
+    ``timer.cpu_laps`` the CPU seconds this process used in it (all its threads; on a CPU shared
+    with other jobs, ``cpu_laps`` is the steadier figure).
     """
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = _device(device)
         self.laps: list[float] = []
-        self._start: float | None = None
+        self.cpu_laps: list[float] = []
+        self._start: tuple[float, float] | None = None
 
     def __enter__(self) -> Timer:
         synchronize(self.device)
-        self._start = time.perf_counter()
+        self._start = (time.perf_counter(), time.process_time())
         return self
 
     def __exit__(self, *exc: object) -> None:
         synchronize(self.device)
         assert self._start is not None
-        self.laps.append(time.perf_counter() - self._start)
+        self.laps.append(time.perf_counter() - self._start[0])
+        self.cpu_laps.append(time.process_time() - self._start[1])
         self._start = None
 
 

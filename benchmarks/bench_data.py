@@ -18,6 +18,7 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -104,7 +105,8 @@ def bench_srresnet(args: argparse.Namespace) -> None:
         f"{args.warmup_steps} warm-up + {steps} timed steps on {device}"
     )
     print(
-        f"[srresnet] {summarize(timer.laps)}; peak memory {peak_memory_mb(device):.0f} MiB "
+        f"[srresnet] wall: {summarize(timer.laps)}\n[srresnet] process CPU time: median "
+        f"{statistics.median(timer.cpu_laps):.3f} s/step; peak memory {peak_memory_mb(device):.0f} MiB "
         f"({'CUDA allocated' if device.type == 'cuda' else 'process RSS'})"
     )
 

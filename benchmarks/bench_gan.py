@@ -9,11 +9,14 @@ batch end (after synchronising the device). Three variants, each with two feeds:
 * feeds: ``synthetic`` (one random LR/HR batch already on the device, no loader cost) and ``data``
   (``PairedSRDataModule`` on the built-in demo images, ``--workers`` DataLoader workers).
 
-Per run it prints the median (and minimum) iteration time (batch end to batch end: data wait, host-to-device copy,
-both updates, logging), the median compute time (batch start to batch end, data already on the
-device), iterations/s over the timed window and the peak memory after the warm-up. Then the Rankers'
-share of an iteration: ``(t_rank - t_srgan) / t_rank`` from the median and from the minimum
-iteration times (on a shared CPU the minimum is the steadier figure).
+Per run it prints the median and minimum iteration time (batch end to batch end: data wait,
+host-to-device copy, both updates, logging), the median compute time (batch start to batch end, data
+already on the device), the main process's CPU seconds per iteration (on a CPU shared with other
+jobs the steadier figure; DataLoader workers not included), iterations/s over the timed window and
+the peak memory after the warm-up. Then the Rankers' share of an iteration,
+``(t_rank - t_srgan) / t_rank``, from the median and from the minimum iteration times, and the
+same share of the iteration's forward + backward FLOPs (counted on the meta device, independent of
+the machine's load).
 
 Settings (printed at the start of every run):
 
@@ -46,11 +49,13 @@ import pytorch_lightning as pl
 import torch
 from _common import environment_report, peak_memory_mb, reset_peak_memory, synchronize
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from ranksrgan.data.demo import build_demo_dataset
 from ranksrgan.data.paired import PairedSRDataModule
 from ranksrgan.export import save_state_dict
 from ranksrgan.lit.sr_module import SRModule
+from ranksrgan.losses import discriminator_loss
 from ranksrgan.nets import Ranker
 
 SCALE = 4
@@ -102,6 +107,8 @@ class IterationClock(pl.Callback):
         self.device, self.warmup = device, warmup
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self.cpu_starts: list[float] = []  # process CPU time (all threads of this process)
+        self.cpu_ends: list[float] = []
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self.warmup == 0:
@@ -110,10 +117,12 @@ class IterationClock(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         synchronize(self.device)
         self.starts.append(time.perf_counter())
+        self.cpu_starts.append(time.process_time())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         synchronize(self.device)
         self.ends.append(time.perf_counter())
+        self.cpu_ends.append(time.process_time())
         if len(self.ends) == self.warmup:
             reset_peak_memory(self.device)
 
@@ -128,6 +137,12 @@ class IterationClock(pl.Callback):
         """
         times = [self.ends[i] - self.ends[i - 1] for i in range(max(self.warmup, 1), len(self.ends))]
         return (self.compute_times()[:1] + times) if self.warmup == 0 and self.ends else times
+
+    def cpu_times(self) -> list[float]:
+        """CPU seconds this process used per timed iteration (batch end -> batch end, as
+        :meth:`iteration_times`; not the DataLoader workers')."""
+        times = [self.cpu_ends[i] - self.cpu_ends[i - 1] for i in range(max(self.warmup, 1), len(self.cpu_ends))]
+        return ([self.cpu_ends[0] - self.cpu_starts[0]] + times) if self.warmup == 0 and self.cpu_ends else times
 
     def window_seconds(self) -> float:
         """Wall time of all timed iterations together."""
@@ -151,6 +166,25 @@ def make_module(setting: Setting, ranker_files: list[str], channels_last: bool) 
         rankers=[{"name": f"ranker{i}", "checkpoint": path, "weight": 0.03} for i, path in enumerate(ranker_files)],
         channels_last=channels_last,
     )
+
+
+def iteration_tflops(setting: Setting, ranker_files: list[str]) -> float:
+    """Forward + backward TFLOPs of one iteration, counted on the meta device (nothing is computed).
+
+    Runs the module's own ``generator_losses`` and backward, then the discriminator loss on real
+    and detached SR patches and its backward, as ``training_step`` does (optimiser steps are not
+    counted: they are element-wise).
+    """
+    module = make_module(setting, ranker_files, channels_last=False).to("meta")
+    lr = torch.empty(setting.batch, 3, setting.hr // SCALE, setting.hr // SCALE, device="meta")
+    hr = torch.empty(setting.batch, 3, setting.hr, setting.hr, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        loss_g, _, sr = module.generator_losses(lr, hr)
+        loss_g.backward()
+        assert module.discriminator is not None
+        d_loss = discriminator_loss(module.discriminator(hr), module.discriminator(sr.detach()), module.gan_cfg["kind"])
+        d_loss.backward()
+    return counter.get_total_flops() / 1e12
 
 
 def run_once(
@@ -200,6 +234,7 @@ def run_once(
         "iteration": statistics.median(iteration_times),
         "iteration_min": min(iteration_times),
         "compute": statistics.median(clock.compute_times()),
+        "cpu": statistics.median(clock.cpu_times()),
         "rate": len(iteration_times) / clock.window_seconds(),
         "peak_mb": peak_memory_mb(device),
     }
@@ -251,13 +286,20 @@ def main() -> None:
             ranker = Ranker("vgg12", num_features=setting.ranker_features)
             ranker_files.append(str(save_state_dict(ranker, root / f"ranker{seed}.pth")))
         demo = build_demo_dataset(root / "demo") if "data" in args.feeds else {}
+        flops = {variant: iteration_tflops(setting, ranker_files[: VARIANTS[variant]]) for variant in args.variants}
+        print("forward+backward TFLOP per iteration: " + ", ".join(f"{v} {f:.3f}" for v, f in flops.items()))
+        if "srgan" in flops:
+            for variant in ("rank1", "rank2"):
+                if variant in flops:
+                    share = (flops[variant] - flops["srgan"]) / flops[variant] * 100
+                    print(f"Rankers' share of the {variant} iteration's FLOPs: {share:.1f} %")
         for feed in args.feeds:
             for variant in args.variants:
                 r = run_once(setting, VARIANTS[variant], feed, args, ranker_files, demo)
                 results[(variant, feed)] = r
                 print(
                     f"{variant:6s} {feed:9s}: iteration {r['iteration'] * 1e3:9.1f} ms median, {r['iteration_min'] * 1e3:9.1f} ms min; "
-                    f"compute {r['compute'] * 1e3:9.1f} ms median; "
+                    f"compute {r['compute'] * 1e3:9.1f} ms median; process CPU {r['cpu']:7.2f} s/it; "
                     f"{r['rate']:7.3f} it/s, peak {r['peak_mb']:8.0f} MiB ({memory_kind})",
                     flush=True,
                 )

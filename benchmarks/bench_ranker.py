@@ -36,7 +36,7 @@ def bench_training(root: Path, args: argparse.Namespace, device: torch.device) -
     dm.setup()
     loader = iter(dm.train_dataloader())
     batches = [next(loader) for _ in range(4)]
-    module = RankerModule(variant=args.variant, base_channels=args.channels).to(device)
+    module = RankerModule(variant=args.variant, num_features=args.channels).to(device)
     opt = module.configure_optimizers()["optimizer"]
     timer = Timer(device)
     reset_peak_memory(device)

@@ -42,3 +42,44 @@ def demo_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     build_demo_dataset(root)
     return root
+
+
+# The demo pipeline shrunk to seconds: 2-3 steps per stage, tiny networks, tiny patches.
+TINY_PIPELINE = [
+    "experiment=demo",
+    "logger=csv",
+    "ranker.max_steps=3",
+    "ranker.val_check_interval=3",
+    "ranker.datamodule.patch_size=32",
+    "ranker.datamodule.batch_size=4",
+    "ranker.datamodule.num_workers=0",
+    "ranker.module.num_features=4",
+    "gan.max_steps=2",
+    "gan.val_check_interval=2",
+    "gan.module.generator.kwargs.num_features=8",
+    "gan.module.generator.kwargs.num_blocks=1",
+    "gan.module.perceptual.layer=conv1_2",
+    "gan.module.discriminator.kwargs.num_features=4",
+    "data.hr_patch_size=32",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "data.val_max_images=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """Run the tiny demo pipeline once per session: ``(cfg, overrides, pipeline.run result)``.
+
+    The store (trained Rankers and generators, their JSON records) is under ``cfg.paths.store``.
+    """
+    from hydra import compose, initialize_config_dir
+
+    from ranksrgan import pipeline
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    overrides = TINY_PIPELINE + [f"paths.root={root}"]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+        result = pipeline.run(cfg, overrides)
+    return cfg, overrides, result

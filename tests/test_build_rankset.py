@@ -75,7 +75,7 @@ def test_build_rankset_module_entry_point(tmp_path):
 
 def test_rank100_cli_scores_each_method(tmp_path, folders, capsys):
     torch.manual_seed(0)
-    ranker = RankerModule(variant="vgg8", base_channels=8).ranker
+    ranker = RankerModule(variant="vgg8", num_features=8).ranker
     ckpt = save_state_dict(ranker, tmp_path / "ranker.pth")
     out_csv = tmp_path / "scores.csv"
     code = rank100.main(["--ranker", str(ckpt), f"bic={folders['bic']}", f"blur={folders['blur']}",

@@ -150,9 +150,15 @@ class SaveRankState(pl.Callback):
 def test_bf16_and_channels_last_train_on_cpu(tmp_path, ranker_file, data_root, precision, channels_last):
     module = make_module(ranker_file, channels_last=channels_last)
     g_before = [p.detach().clone() for p in module.generator.parameters()]
+    seen: list[tuple[torch.dtype, bool]] = []  # (SR dtype, LR batch channels-last) per generator call
+    module.generator.register_forward_hook(
+        lambda _, inputs, out: seen.append((out.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    )
     trainer = make_trainer(tmp_path, module, 2, devices=1, precision=precision)
     trainer.fit(module, datamodule=make_datamodule(data_root))
     assert module.iteration == 2
+    assert seen and all(dtype == (torch.bfloat16 if precision == "bf16-mixed" else torch.float32) for dtype, _ in seen)
+    assert all(cl == channels_last for _, cl in seen)
     metrics = trainer.callback_metrics
     for name in ("train/loss_g", "train/d_loss", "train/rank/r", "train/perceptual"):
         assert torch.isfinite(metrics[name]), name

@@ -87,8 +87,13 @@ def _ref_niqe_gray255(im: np.ndarray) -> float:
         sigma = np.sqrt(np.abs(ndimage.correlate(im * im, window, mode="nearest") - mu * mu))
         mscn = (im - mu) / (sigma + 1)
         bs = 96 // scale
-        feats.append([_ref_block_feature(mscn[r : r + bs, c : c + bs])
-                      for r in range(0, mscn.shape[0], bs) for c in range(0, mscn.shape[1], bs)])
+        feats.append(
+            [
+                _ref_block_feature(mscn[r : r + bs, c : c + bs])
+                for r in range(0, mscn.shape[0], bs)
+                for c in range(0, mscn.shape[1], bs)
+            ]
+        )
         im = imresize(torch.from_numpy(im), 0.5).numpy()
     feat = np.concatenate([np.array(f) for f in feats], axis=1)
     mu_d = np.nanmean(feat, axis=0)
@@ -123,10 +128,14 @@ def test_gamma_lookup_equals_matlab_min():
     gam, r_gam, _, _ = _gamma_table(torch.device("cpu"))
     mids = (r_gam[1:] + r_gam[:-1]) / 2
     g = torch.Generator().manual_seed(0)
-    x = torch.cat([
-        r_gam[::97], mids[::89], torch.rand(500, generator=g, dtype=torch.float64),
-        torch.tensor([0.0, -1.0, 0.01, 0.9, 5.0, float("nan"), float("inf"), -float("inf")], dtype=torch.float64),
-    ])
+    x = torch.cat(
+        [
+            r_gam[::97],
+            mids[::89],
+            torch.rand(500, generator=g, dtype=torch.float64),
+            torch.tensor([0.0, -1.0, 0.01, 0.9, 5.0, float("nan"), float("inf"), -float("inf")], dtype=torch.float64),
+        ]
+    )
     idx = _nearest_gamma_index(x, r_gam)
     for xi, i in zip(x.tolist(), idx.tolist()):
         diffs = (r_gam - xi) ** 2
@@ -178,6 +187,7 @@ def test_constant_image_gives_nan_with_warning():
         (torch.rand(1, 3, 192, 192) * 255, {}, r"expects \[0, 1\]"),
         (torch.rand(1, 3, 192, 192) - 0.5, {}, r"expects \[0, 1\]"),
         (torch.full((1, 3, 192, 192), float("nan")), {}, "NaN or Inf"),
+        (torch.cat([torch.rand(1, 3, 191, 192), torch.full((1, 3, 1, 192), float("inf"))], 2), {}, "NaN or Inf"),
         (torch.rand(1, 2, 192, 192), {}, "C = 1 or 3"),
         (torch.rand(192, 192), {}, "C = 1 or 3"),
         (torch.rand(1, 3, 192, 192), {"color": "rgb"}, "color"),

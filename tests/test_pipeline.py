@@ -66,41 +66,16 @@ def test_ranker_given_as_checkpoint_needs_no_stage(tmp_path):
     assert [(s.kind, s.name) for s in stages] == [("generator", "srresnet"), ("generator", "ranksrgan")]
 
 
-TINY = [
-    "experiment=demo",
-    "logger=csv",
-    "ranker.max_steps=3",
-    "ranker.val_check_interval=3",
-    "ranker.datamodule.patch_size=32",
-    "ranker.datamodule.batch_size=4",
-    "ranker.datamodule.num_workers=0",
-    "ranker.module.base_channels=4",
-    "gan.max_steps=2",
-    "gan.val_check_interval=2",
-    "gan.module.generator.kwargs.num_features=8",
-    "gan.module.generator.kwargs.num_blocks=1",
-    "gan.module.perceptual.layer=conv1_2",
-    "gan.module.discriminator.kwargs.num_features=4",
-    "data.hr_patch_size=32",
-    "data.batch_size=2",
-    "data.num_workers=0",
-    "data.val_max_images=1",
-]
-
-
-def test_tiny_pipeline_end_to_end_then_reuse(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("RANKSRGAN_ROOT", str(tmp_path))
-    overrides = TINY + [f"paths.data={tmp_path}/data"]
+def test_tiny_pipeline_end_to_end_then_reuse(tiny_run):
+    cfg, overrides, result = tiny_run
+    assert set(result["stages"]) == {"blur", "interp", "srresnet", "rankrbri"}
+    for path in result["stages"].values():
+        assert Path(path).is_file() and Path(path).with_suffix(".json").is_file()
+    assert "val/niqe" in result["metrics"] and "val/psnr" in result["metrics"]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-        result = pipeline.run(cfg, overrides)
-        assert set(result["stages"]) == {"blur", "interp", "srresnet", "rankrbri"}
-        for path in result["stages"].values():
-            assert Path(path).is_file() and Path(path).with_suffix(".json").is_file()
-        assert "val/niqe" in result["metrics"] and "val/psnr" in result["metrics"]
         table = pipeline.summary(cfg, result)
         assert "Bicubic" in table and "rankrbri" in table and "srresnet" in table
         # The same command again trains nothing: every stage is found in the store.
         mtimes = {n: Path(p).stat().st_mtime_ns for n, p in result["stages"].items()}
         again = pipeline.run(cfg, overrides)
-        assert {n: Path(p).stat().st_mtime_ns for n, p in again["stages"].items()} == mtimes
+    assert {n: Path(p).stat().st_mtime_ns for n, p in again["stages"].items()} == mtimes

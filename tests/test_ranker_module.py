@@ -15,7 +15,7 @@ from ranksrgan.data.rank.distortion import DistortionRankDataModule
 from ranksrgan.io import to_tensor, write_image
 from ranksrgan.lit.ranker_module import RankerModule, pair_accuracy
 
-TINY = dict(variant="vgg8", base_channels=8)
+TINY = dict(variant="vgg8", num_features=8)
 
 
 def _trainer(tmp_path, **kw) -> pl.Trainer:
@@ -23,6 +23,15 @@ def _trainer(tmp_path, **kw) -> pl.Trainer:
                 enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path))
     args.update(kw)
     return pl.Trainer(**args)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets train faster on one thread (and avoid thread oversubscription on shared CI cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,7 @@ def test_checkpoint_loads_with_weights_only_and_load_ranker(tmp_path, hr_dirs):
     trainer.save_checkpoint(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert ckpt["ranksrgan_arch"]["name"] == "Ranker"
-    assert ckpt["hyper_parameters"]["base_channels"] == 8 and ckpt["hyper_parameters"]["betas"] == [0.9, 0.999]
+    assert ckpt["hyper_parameters"]["num_features"] == 8 and ckpt["hyper_parameters"]["betas"] == [0.9, 0.999]
     ranker = load_ranker(path)
     x = torch.rand(2, 3, 40, 40)
     module.eval()
@@ -110,19 +119,26 @@ def test_checkpoint_loads_with_weights_only_and_load_ranker(tmp_path, hr_dirs):
     assert restored.hparams.variant == "vgg8"
 
 
-def _train_blur(tmp_path, hr_dirs, steps: int) -> dict[str, float]:
+def _train_blur(tmp_path, train_hr: str, val_hr: str, steps: int) -> dict[str, float]:
     pl.seed_everything(0, workers=True)
-    dm = DistortionRankDataModule("blur", [hr_dirs[0]], [hr_dirs[1]], patch_size=48, batch_size=8, num_workers=0,
-                                  patches_per_epoch=10_000, val_windows_per_image=8, seed=0)
-    module = RankerModule(variant="vgg8", base_channels=8, lr=2e-3, lr_step=10_000)
+    dm = DistortionRankDataModule("blur", [train_hr], [val_hr], patch_size=48, batch_size=8, num_workers=0,
+                                  patches_per_epoch=10_000, val_windows_per_image=16, min_sharpness=5.0, seed=0)
+    module = RankerModule(variant="vgg8", num_features=8, lr=1e-3, lr_step=300)
     trainer = _trainer(tmp_path, max_steps=steps, val_check_interval=steps, check_val_every_n_epoch=None)
     trainer.fit(module, datamodule=dm)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
-def test_tiny_blur_ranker_learns(tmp_path, hr_dirs):
-    metrics = _train_blur(tmp_path, hr_dirs, steps=60)
-    assert metrics["val/pair_acc"] >= 0.8
+def test_tiny_blur_ranker_learns_the_order_within_a_location(tmp_path, hr_dirs):
+    metrics = _train_blur(tmp_path, hr_dirs[0], hr_dirs[1], steps=40)
+    assert metrics["val/pair_acc"] >= 0.75
+
+
+@pytest.mark.slow
+def test_tiny_blur_ranker_reaches_srocc_on_the_demo_images(tmp_path, demo_root):
+    # the whole demo train set: enough content variety for scores comparable ACROSS images
+    metrics = _train_blur(tmp_path, str(demo_root / "train" / "HR"), str(demo_root / "val" / "HR"), steps=500)
+    assert metrics["val/pair_acc"] >= 0.95
     assert metrics["val/srocc"] >= 0.6
 
 
@@ -133,7 +149,7 @@ def test_ranker_configs_compose_and_instantiate(tmp_path, family):
     from omegaconf import OmegaConf
 
     conf = Path(__file__).resolve().parents[1] / "conf"
-    overrides = [f"ranker={family}", f"paths.root={tmp_path}", "ranker.module.variant=vgg8", "ranker.module.base_channels=8"]
+    overrides = [f"ranker={family}", f"paths.root={tmp_path}", "ranker.module.variant=vgg8", "ranker.module.num_features=8"]
     if family == "sr":
         overrides += [f"ranker.datamodule.labels={tmp_path / 'labels.csv'}", "ranker.datamodule.metric={niqe: 1.0, rmse: 0.4}"]
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):

@@ -147,11 +147,16 @@ def test_resume_continues_lr_schedule(tmp_path, ranker_files, tiny_data):
 
 
 def test_nan_loss_stops_with_step_and_name(ranker_files):
-    module = make_module(ranker_files, rankers=[])
-    lr, hr = torch.rand(2, 3, 8, 8), torch.full((2, 3, 32, 32), float("nan"))
+    module = make_module(ranker_files, rankers=[], nan_check_interval=1000)
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
     _, terms, _ = module.generator_losses(lr, hr)
+    module._track_finite(terms)
+    module.check_finite()  # all finite so far
+    bad_hr = torch.full((2, 3, 32, 32), float("nan"))
+    _, terms, _ = module.generator_losses(lr, bad_hr)
+    module._track_finite(terms)
     with pytest.raises(FloatingPointError, match=r"generator step 0: .*pixel"):
-        module._check_finite(terms)
+        module.check_finite()
 
 
 def test_no_discriminator_without_gan(ranker_files):

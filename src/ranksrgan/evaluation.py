@@ -653,7 +653,7 @@ def evaluate(
 
     * HR images are mod-cropped to a multiple of ``scale`` (bottom/right); LR = MATLAB bicubic
       ``imresize(HR, 1/scale)`` rounded to the HR bit depth (or read from ``lr_dir``, matched by
-      stem, size HR/scale) — :func:`ranksrgan.data.paired.load_pairs`.
+      stem, size HR/scale) — :func:`ranksrgan.data.pairs.load_pairs`.
     * Methods: ``Bicubic`` (MATLAB bicubic ``imresize(LR, scale)``), each generator checkpoint
       (run in memory on ``device``, tiled with ``tile``/``overlap`` when the LR is larger than
       ``tile``), each folder of precomputed SR images (matched by stem; ``folder/<set name>/``
@@ -680,7 +680,7 @@ def evaluate(
             duplicate method names.
     """
     from ranksrgan.checkpoints import load_generator
-    from ranksrgan.data.paired import load_pairs  # imports Lightning: keep it out of the module import
+    from ranksrgan.data.pairs import load_pairs
     from ranksrgan.tiling import infer_scale, upscale
 
     device = torch.device(device)

@@ -332,3 +332,20 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
     evaluation = evaluate(sets, checkpoints=[(s.name, result["stages"][s.name]) for s in generators], scale=cfg.data.scale, with_pi=None)
     lines += ["", format_markdown(evaluation)]
     return "\n".join(lines)
+
+
+def stored_stages(store: str | os.PathLike, kind: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+    """Records of finished stages in ``store`` (newest first), optionally of one kind / name.
+
+    Each record is the stage's JSON (``kind``, ``name``, ``key``, ``metrics``, ``config``) plus
+    ``"checkpoint"``: the artifact path. Used by notebooks and scripts to find trained models.
+    """
+    records = []
+    for kind_dir in ("rankers", "generators"):
+        for meta in (Path(store) / kind_dir).glob("*.json"):
+            record = json.loads(meta.read_text())
+            record["checkpoint"] = str(meta.with_suffix(".ckpt"))
+            record["mtime"] = meta.stat().st_mtime
+            if (kind is None or record["kind"] == kind) and (name is None or record["name"] == name):
+                records.append(record)
+    return sorted(records, key=lambda r: r["mtime"], reverse=True)

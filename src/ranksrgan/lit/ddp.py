@@ -22,6 +22,12 @@ class GANDDPStrategy(DDPStrategy):
 
     strategy_name = "gan_ddp"
 
+    def __init__(self, *args, **kwargs) -> None:
+        unsupported = [k for k in ("ddp_comm_hook", "ddp_comm_state", "ddp_comm_wrapper", "model_averaging_period") if kwargs.get(k) is not None]
+        if unsupported:
+            raise ValueError(f"GANDDPStrategy does not support {', '.join(unsupported)}")
+        super().__init__(*args, **kwargs)
+
     def configure_ddp(self) -> None:
         module = self.model
         if not hasattr(module, "wrap_for_ddp"):
@@ -29,3 +35,9 @@ class GANDDPStrategy(DDPStrategy):
             return
         device_ids = self.determine_ddp_device_ids()
         module.wrap_for_ddp(lambda m: DistributedDataParallel(m, device_ids=device_ids, **self._ddp_kwargs))
+
+    def teardown(self) -> None:
+        module = self.lightning_module
+        if module is not None and hasattr(module, "wrap_for_ddp"):
+            module.unwrap_ddp()
+        super().teardown()

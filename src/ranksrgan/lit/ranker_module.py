@@ -34,7 +34,6 @@ steps (paper: 100k of 300k).
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Sequence
 
@@ -44,8 +43,7 @@ import torch.nn.functional as F
 from torchmetrics.aggregation import CatMetric
 from torchmetrics.functional import spearman_corrcoef
 
-from ranksrgan.nets import net_spec
-from ranksrgan.nets.ranker import Ranker
+from ranksrgan.nets import Ranker, net_spec
 
 __all__ = ["RankerModule", "pair_accuracy"]
 
@@ -65,19 +63,12 @@ def pair_accuracy(scores: torch.Tensor, levels: torch.Tensor) -> dict[tuple[int,
     return {(i, j): (by_level[:, j] > by_level[:, i]).float().mean() for i, j in itertools.combinations(range(num), 2)}
 
 
-def _make_ranker(variant: str, base_channels: int) -> Ranker:
-    # The width argument of Ranker is ``base_channels`` (``num_features`` in older versions).
-    params = inspect.signature(Ranker).parameters
-    width = "base_channels" if "base_channels" in params else "num_features"
-    return Ranker(variant=variant, **{width: base_channels})
-
-
 class RankerModule(pl.LightningModule):
     """Trains ``self.ranker`` (:class:`ranksrgan.nets.ranker.Ranker`) on rank pairs.
 
     Args:
         variant: ``"vgg8"``, ``"vgg12"`` (paper default) or ``"vgg16"``.
-        base_channels: width of the first block (64 in the paper).
+        num_features: width of the first block (64 in the paper).
         loss: ``"margin"`` (margin ranking) or ``"mse"`` (regression on raw label values).
         margin: ranking margin ε (0.5).
         score_clamp: clamp scores to ``[-c, c]`` before the margin loss (5, as the authors' code);
@@ -92,7 +83,7 @@ class RankerModule(pl.LightningModule):
     def __init__(
         self,
         variant: str = "vgg12",
-        base_channels: int = 64,
+        num_features: int = 64,
         loss: str = "margin",
         margin: float = 0.5,
         score_clamp: float | None = 5.0,
@@ -112,7 +103,7 @@ class RankerModule(pl.LightningModule):
         # plain Python values only: checkpoints must load with weights_only=True
         self.save_hyperparameters({
             "variant": str(variant),
-            "base_channels": int(base_channels),
+            "num_features": int(num_features),
             "loss": str(loss),
             "margin": float(margin),
             "score_clamp": None if score_clamp is None else float(score_clamp),
@@ -122,9 +113,10 @@ class RankerModule(pl.LightningModule):
             "lr_step": int(lr_step),
             "lr_gamma": float(lr_gamma),
         })
-        self.ranker = _make_ranker(self.hparams.variant, self.hparams.base_channels)
-        self.val_scores = CatMetric()
-        self.val_levels = CatMetric()
+        self.ranker = Ranker(variant=self.hparams.variant, num_features=self.hparams.num_features)
+        # validation rows (B×L) gathered over the epoch and across processes; shape kept (no NaN filter)
+        self.val_scores = CatMetric(nan_strategy="disable")
+        self.val_levels = CatMetric(nan_strategy="disable")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scores of ``B×3×H×W`` images in [0, 1] -> ``(B,)``; higher = worse."""

@@ -70,7 +70,9 @@ class SRModule(pl.LightningModule):
         lr_milestones: iterations (generator updates) at which the LR is multiplied by ``lr_gamma``.
         pretrained_generator: checkpoint to initialise G from (ours or the authors' release).
         num_logged_images: validation images logged as bicubic | SR | HR strips.
-        channels_last: use the channels-last memory format for G and D and their inputs.
+        channels_last: use the channels-last memory format for all networks and their inputs.
+        nan_check_interval: iterations between host-side checks of the NaN/Inf flags (each check
+            synchronises the GPU); the error names the exact first bad iteration and loss.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class SRModule(pl.LightningModule):
         pretrained_generator: str | None = None,
         num_logged_images: int = 3,
         channels_last: bool = False,
+        nan_check_interval: int = 10,
     ) -> None:
         super().__init__()
         args = {k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
@@ -133,6 +136,8 @@ class SRModule(pl.LightningModule):
         self.val_metrics = nn.ModuleDict(
             {"psnr": PSNRY(crop_border=scale), "ssim": SSIMY(crop_border=scale), "niqe": NIQE(color="y", crop_border=scale)}
         )
+        self._first_bad: torch.Tensor | None = None
+        self._bad_names: list[str] = []
         self._ddp_generator: nn.Module | None = None
         self._ddp_discriminator: nn.Module | None = None
 
@@ -158,6 +163,11 @@ class SRModule(pl.LightningModule):
         if self.discriminator is not None:
             object.__setattr__(self, "_ddp_discriminator", wrap(self.discriminator))
 
+    def unwrap_ddp(self) -> None:
+        """Drop the DDP wrappers (after ``fit``): the plain modules are used again."""
+        object.__setattr__(self, "_ddp_generator", None)
+        object.__setattr__(self, "_ddp_discriminator", None)
+
     def _g(self) -> nn.Module:
         return self._ddp_generator if self._ddp_generator is not None else self.generator
 
@@ -170,9 +180,9 @@ class SRModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
-            self.generator.to(memory_format=torch.channels_last)
-            if self.discriminator is not None:
-                self.discriminator.to(memory_format=torch.channels_last)
+            for net in (self.generator, self.discriminator, self.perceptual_loss, self.rank_loss):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         if self.hparams.channels_last and self.training:
@@ -220,13 +230,34 @@ class SRModule(pl.LightningModule):
         terms["total"] = total
         return total, terms, sr
 
-    def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
-        values = torch.stack([t.detach().float() for t in terms.values()])
-        if not bool(torch.isfinite(values).all()):
-            bad = [name for name, t in terms.items() if not torch.isfinite(t.detach()).all()]
+    def _track_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        """Record, on the device, the first iteration at which each loss term was NaN/Inf.
+
+        Checking on the host every iteration would synchronise the GPU each step; the flags are
+        read every ``nan_check_interval`` iterations instead (and the run then stops naming the
+        exact first bad iteration and loss).
+        """
+        names = list(terms)
+        values = torch.stack([t.detach().float().reshape(()) for t in terms.values()])
+        if self._first_bad is None or self._bad_names != names:
+            self._bad_names = names
+            self._first_bad = torch.full((len(names),), -1, dtype=torch.long, device=values.device)
+        bad = ~torch.isfinite(values) & (self._first_bad < 0)
+        self._first_bad = torch.where(bad, torch.full_like(self._first_bad, self.iteration), self._first_bad)
+        if (self.iteration + 1) % self.hparams.nan_check_interval == 0:
+            self.check_finite()
+
+    def check_finite(self) -> None:
+        """Raise ``FloatingPointError`` naming the first iteration and loss that were NaN/Inf."""
+        if self._first_bad is None:
+            return
+        first = self._first_bad.tolist()
+        bad = [(step, name) for step, name in zip(first, self._bad_names) if step >= 0]
+        if bad:
+            step = min(s for s, _ in bad)
+            names = ", ".join(n for s, n in bad if s == step)
             raise FloatingPointError(
-                f"non-finite loss at generator step {self.iteration}: {', '.join(bad)} "
-                f"= {[float(terms[b]) for b in bad]}; lower the learning rate or check the data"
+                f"non-finite loss at generator step {step}: {names}; lower the learning rate or check the data"
             )
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
@@ -251,13 +282,16 @@ class SRModule(pl.LightningModule):
             self.log("train/d_real", real_logits.detach().mean())
             self.log("train/d_fake", fake_logits.detach().mean())
 
-        self._check_finite(terms)
+        self._track_finite(terms)
         for sched in schedulers:
             sched.step()
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=False)
-        self.log("train/loss_g", loss_g.detach(), prog_bar=True)
+        self.log("train/loss_g", loss_g.detach())
         self.log("train/lr", opt_g.param_groups[0]["lr"])
         self.log("iteration", float(self.iteration + 1))
+
+    def on_train_end(self) -> None:
+        self.check_finite()
 
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -44,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.ops.color import quantize_uint8, rgb_to_gray, rgb_to_y
@@ -135,8 +134,7 @@ def _load_params_np(path: str) -> tuple[np.ndarray, np.ndarray, tuple[float, ...
     # a rank-1 double kernel separably). The file's window must be that Gaussian.
     taps = _gaussian_1d()
     if window.shape != (7, 7) or np.abs(np.outer(taps, taps) - window).max() > 1e-12:
-        raise ValueError(f"NIQE params file {p}: gaussian_window is not the 7×7 Gaussian (sigma 7/6) of "
-                         "the LIVE code")
+        raise ValueError(f"NIQE params file {p}: gaussian_window is not the 7×7 Gaussian (sigma 7/6) of the LIVE code")
     return mu, cov, tuple(float(t) for t in taps)
 
 
@@ -154,6 +152,22 @@ def _params(path: str | os.PathLike | None, device: torch.device) -> tuple[torch
 # ----------------------------------------------------------------------------- building blocks
 
 
+def _replicate_pad(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    """Pad ``x`` along ``dim`` by repeating its first / last slice (MATLAB 'replicate')."""
+    first = x.narrow(dim, 0, 1)
+    last = x.narrow(dim, x.shape[dim] - 1, 1)
+    size = list(x.shape)
+    parts = []
+    if before:
+        size[dim] = before
+        parts.append(first.expand(size))
+    parts.append(x)
+    if after:
+        size[dim] = after
+        parts.append(last.expand(size))
+    return torch.cat(parts, dim=dim)
+
+
 def _filter_replicate(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
     """Correlate ``(N, H, W)`` with the symmetric 1-D ``taps`` down the columns, then along the
     rows, with replicate padding and same-size output (MATLAB ``imfilter(x, taps' * taps,
@@ -161,11 +175,11 @@ def _filter_replicate(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
     k = len(taps)
     h, w = x.shape[-2:]
     p = k // 2
-    xp = F.pad(x.unsqueeze(1), (0, 0, p, k - 1 - p), mode="replicate").squeeze(1)
+    xp = _replicate_pad(x, p, k - 1 - p, dim=-2)
     out = xp[:, 0:h] * taps[0]
     for i in range(1, k):
         out.add_(xp[:, i : i + h], alpha=taps[i])
-    xp = F.pad(out.unsqueeze(1), (p, k - 1 - p, 0, 0), mode="replicate").squeeze(1)
+    xp = _replicate_pad(out, p, k - 1 - p, dim=-1)
     out = xp[:, :, 0:w] * taps[0]
     for i in range(1, k):
         out.add_(xp[:, :, i : i + w], alpha=taps[i])
@@ -198,31 +212,7 @@ def _nearest_gamma_index(rhat: torch.Tensor, r_gam: torch.Tensor) -> torch.Tenso
     return torch.where(torch.isfinite(rhat), best, torch.zeros_like(best))
 
 
-def _wrap_ranges(shift: int) -> list[tuple[slice, slice]]:
-    """(target, source) index ranges along one block axis for ``circshift`` by ``shift`` (-1, 0, 1):
-    ``target[i]`` pairs with ``source[i - shift]`` modulo the block size."""
-    if shift == 0:
-        return [(slice(None), slice(None))]
-    if shift == 1:
-        return [(slice(1, None), slice(0, -1)), (slice(0, 1), slice(-1, None))]
-    if shift == -1:
-        return [(slice(0, -1), slice(1, None)), (slice(-1, None), slice(0, 1))]
-    raise ValueError(f"unsupported shift {shift}")
-
-
-def _pair_products(blocks: torch.Tensor, out: torch.Tensor) -> None:
-    """``out[..., k, :, :] = blocks * circshift(blocks, _SHIFTS[k])`` within each ``(bs, bs)`` block
-    (MATLAB ``circshift`` on the block), written in place without materialising the shifts."""
-    for k, (dr, dc) in enumerate(_SHIFTS):
-        dst = out[..., k, :, :]
-        for tr, sr in _wrap_ranges(dr):
-            for tc, sc in _wrap_ranges(dc):
-                torch.mul(blocks[..., tr, tc], blocks[..., sr, sc], out=dst[..., tr, tc])
-
-
-def _aggd_features(
-    v: torch.Tensor, signs: torch.Tensor, table: tuple[torch.Tensor, ...]
-) -> tuple[torch.Tensor, ...]:
+def _aggd_features(v: torch.Tensor, signs: torch.Tensor, table: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """LIVE ``estimateaggdparam`` over the last dim of ``v`` (N samples): ``(alpha, beta_l, beta_r, mean)``.
 
     MATLAB: ``leftstd = sqrt(mean(v(v<0).^2))``, ``rightstd`` likewise for ``v > 0``,
@@ -251,16 +241,26 @@ def _aggd_features(
     return gam[idx], beta_l, beta_r, (beta_r - beta_l) * mean_factor[idx]
 
 
-def _block_maps(mscn: torch.Tensor, bs: int, dtype: torch.dtype) -> torch.Tensor:
-    """``(B, H, W) -> (B, nblocks, 5, bs * bs)``: per block (row-major order) the block itself and
-    its products with the four ``circshift``-ed copies, in ``dtype``."""
-    b, h, w = mscn.shape
-    nbh, nbw = h // bs, w // bs
-    maps = torch.empty((b, nbh, nbw, 1 + len(_SHIFTS), bs, bs), dtype=dtype, device=mscn.device)
-    blocks = maps[:, :, :, 0]
-    blocks.copy_(mscn.view(b, nbh, bs, nbw, bs).permute(0, 1, 3, 2, 4))
-    _pair_products(blocks, maps[:, :, :, 1:])
-    return maps.view(b, nbh * nbw, 1 + len(_SHIFTS), bs * bs)
+def _block_maps(rows: torch.Tensor, bs: int) -> torch.Tensor:
+    """``(R, bs, W)`` rows of blocks -> ``(R, nbw, 5, bs * bs)``: per block the block itself and its
+    products with the four ``circshift``-ed copies (MATLAB ``circshift`` inside the block).
+
+    Each block is first copied into a frame one pixel larger (top, left and right) holding the
+    wrapped-around row and columns, so every shifted copy is a plain slice of the frame.
+    """
+    r, _, w = rows.shape
+    nbw = w // bs
+    frame = rows.new_empty((r, nbw, bs + 1, bs + 2))
+    frame[:, :, 1:, 1:-1] = rows.view(r, bs, nbw, bs).permute(0, 2, 1, 3)
+    frame[:, :, 0, 1:-1] = frame[:, :, -1, 1:-1]  # row -1 = last row
+    frame[:, :, :, 0] = frame[:, :, :, -2]  # column -1 = last column
+    frame[:, :, :, -1] = frame[:, :, :, 1]  # column bs = first column
+    block = frame[:, :, 1:, 1:-1]
+    maps = rows.new_empty((r, nbw, 1 + len(_SHIFTS), bs, bs))
+    maps[:, :, 0] = block
+    for k, (dr, dc) in enumerate(_SHIFTS, start=1):  # shifted[i, j] = block[i - dr, j - dc]
+        torch.mul(block, frame[:, :, 1 - dr : 1 - dr + bs, 1 - dc : 1 - dc + bs], out=maps[:, :, k])
+    return maps.view(r, nbw, 1 + len(_SHIFTS), bs * bs)
 
 
 def _block_features(mscn: torch.Tensor, bs: int, table: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -268,8 +268,9 @@ def _block_features(mscn: torch.Tensor, bs: int, table: tuple[torch.Tensor, ...]
 
     Blocks are ordered row-major; the order only has to agree between the two scales. Rows of
     blocks are processed in chunks of about ``_CHUNK_PIXELS`` to bound the temporary memory. The
-    signs of the pair products are the products of the signs (exact: MSCN values of 8-bit images
-    are either 0 or far above the square root of the smallest double, so no product underflows).
+    signs of the pair products are the products of the signs. That is exact: the MSCN values of a
+    0..255 image and of its half-scale version are either 0 or above ~1e-40, far above the square
+    root of the smallest double, so no product underflows to a zero of the wrong class.
     """
     b, h, w = mscn.shape
     rows = mscn.reshape(b * (h // bs), bs, w)  # one row of blocks each
@@ -278,8 +279,8 @@ def _block_features(mscn: torch.Tensor, bs: int, table: tuple[torch.Tensor, ...]
     feats = []
     for start in range(0, rows.shape[0], step):
         chunk = rows[start : start + step]
-        values = _block_maps(chunk, bs, chunk.dtype)
-        signs = _block_maps(signs_all[start : start + step], bs, torch.int8)
+        values = _block_maps(chunk, bs)
+        signs = _block_maps(signs_all[start : start + step], bs)
         alpha, beta_l, beta_r, mean = _aggd_features(values, signs, table)  # each (rows, nbw, 5)
         first = torch.stack([alpha[..., 0], (beta_l[..., 0] + beta_r[..., 0]) / 2], dim=-1)
         pairs = torch.stack([alpha[..., 1:], mean[..., 1:], beta_l[..., 1:], beta_r[..., 1:]], dim=-1)
@@ -339,14 +340,17 @@ def _check_input(x: torch.Tensor, color: str, crop_border: int, block_size: int)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("niqe: x contains NaN or Inf")
     if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
-        raise ValueError(f"niqe expects [0, 1] images, got values in [{lo:.4g}, {hi:.4g}] "
-                         "(divide 8-bit images by 255; clamp network outputs)")
+        raise ValueError(
+            f"niqe expects [0, 1] images, got values in [{lo:.4g}, {hi:.4g}] (divide 8-bit images by 255; clamp network outputs)"
+        )
     h, w = x.shape[-2] - 2 * crop_border, x.shape[-1] - 2 * crop_border
     nblocks = max(h // block_size, 0) * max(w // block_size, 0)
     if nblocks < 2:
-        raise ValueError(f"niqe: image {x.shape[-2]}×{x.shape[-1]} with crop_border={crop_border} leaves "
-                         f"{max(h, 0)}×{max(w, 0)} pixels, {nblocks} block(s) of {block_size}×{block_size}; "
-                         "at least 2 whole blocks are needed for the feature covariance")
+        raise ValueError(
+            f"niqe: image {x.shape[-2]}×{x.shape[-1]} with crop_border={crop_border} leaves "
+            f"{max(h, 0)}×{max(w, 0)} pixels, {nblocks} block(s) of {block_size}×{block_size}; "
+            "at least 2 whole blocks are needed for the feature covariance"
+        )
     return x
 
 
@@ -411,9 +415,12 @@ def niqe(
     score = torch.where(valid, quad.clamp(min=0).sqrt(), torch.full_like(quad, float("nan")))
     if not bool(valid.all()):
         bad = torch.nonzero(~valid).flatten().tolist()
-        warnings.warn(f"niqe: image(s) {bad} have fewer than 2 blocks with finite features "
-                      "(constant or near-constant content); their score is NaN", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"niqe: image(s) {bad} have fewer than 2 blocks with finite features "
+            "(constant or near-constant content); their score is NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return score[0] if unbatched else score
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ranksrgan.data.pairs import make_lr
 from ranksrgan.io import decode_image, list_images, to_tensor
 from ranksrgan.ops.resize import imresize
 
@@ -150,8 +151,6 @@ def bicubic_upscale(hr: np.ndarray, scale: int) -> np.ndarray:
     The HR is mod-cropped to a multiple of ``scale`` first, so the result can be smaller than
     ``hr`` by up to ``scale - 1`` pixels on each axis (cut the HR the same way: ``hr[:H, :W]``).
     """
-    from ranksrgan.data.paired import make_lr
-
     h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
     lr = make_lr(np.ascontiguousarray(hr[:h, :w]), scale)
     levels = 65535.0 if hr.dtype == np.uint16 else 255.0

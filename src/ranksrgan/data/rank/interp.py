@@ -29,6 +29,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ranksrgan.data.pairs import make_lr
 from ranksrgan.data.rank import (
     DecodedImage,
     apply_flips,
@@ -61,8 +62,6 @@ def interpolate(sr: torch.Tensor, hr: torch.Tensor, lam: float | torch.Tensor) -
 
 @torch.no_grad()
 def _generator_sr(generator: torch.nn.Module, hr: np.ndarray, scale: int, device: torch.device) -> np.ndarray:
-    from ranksrgan.data.paired import make_lr
-
     h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
     lr = to_tensor(make_lr(np.ascontiguousarray(hr[:h, :w]), scale))[None].to(device)
     out = quantize_uint8(generator(lr).float().clamp(0, 1))[0]

@@ -487,7 +487,7 @@ class SRRankDataModule(pl.LightningDataModule):
             raise ValueError(f"{self.labels}: no location passes the filters (min_sharpness={self.min_sharpness}, "
                              f"min_gap={self.min_gap})")
         train_names, val_names = split_by_image([loc.image for loc in locations], self.val_fraction, self.seed)
-        sources = table.meta["sr"]
+        sources = {m: table.meta["sr"][m] for m in table.meta["methods"]}  # method order (JSON sorts keys)
         hr_files, files = check_sources(table.meta["hr"], sources)
         by_stem = {p.stem: p for p in hr_files}
         images = {}
