@@ -11,6 +11,9 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# One intra-op thread: tiny tensors gain nothing from two, and on a 2-core machine with
+# DataLoader workers or other jobs running, OpenMP spin-waiting made single tests 10-50x slower.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -56,6 +59,7 @@ TINY_PIPELINE = [
     "ranker.module.num_features=4",
     "gan.max_steps=2",
     "gan.val_check_interval=2",
+    'gan.pretrained_overrides=["gan.max_steps=2","gan.val_check_interval=2"]',
     "gan.module.generator.kwargs.num_features=8",
     "gan.module.generator.kwargs.num_blocks=1",
     "gan.module.perceptual.layer=conv1_2",

@@ -31,6 +31,8 @@ def test_demo_plan_order():
     assert {d.name for d in gan.depends_on} == {"blur", "interp", "srresnet"}
     # experiment overrides reach the Ranker composed by name, too
     assert stages[1].cfg.ranker.module.variant == "vgg8"
+    # the demo pre-trains longer than it trains the GAN (pretrained_overrides)
+    assert stages[2].cfg.gan.max_steps == 1500 and stages[3].cfg.gan.max_steps == 300
 
 
 def test_ranker_only_and_nothing():

@@ -5,8 +5,8 @@ A *stage* is one Lightning fit: a Ranker (``ranker=<name>``) or a generator reci
 Its identity is the SHA-256 of its resolved config plus everything it depends on (data, seed,
 precision, the stages it initialises from). Finished stages live in the store::
 
-    <paths.store>/rankers/<name>-<hash>.ckpt     (+ .json: config, metrics)
-    <paths.store>/generators/<name>-<hash>.ckpt
+    <paths.store>/rankers/<name>-<hash>.pth      (the network; + .json: config, metrics)
+    <paths.store>/generators/<name>-<hash>.pth
     <paths.store>/work/<name>-<hash>/            (logs, last.ckpt: a killed stage resumes here)
 
 so a multirun sweep over GAN loss weights trains each Ranker once, and re-running a killed
@@ -21,8 +21,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,7 @@ class Stage:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def artifact(self, store: Path) -> Path:
-        return store / f"{self.kind}s" / f"{self.name}-{self.key}.ckpt"
+        return store / f"{self.kind}s" / f"{self.name}-{self.key}.pth"
 
     def work_dir(self, store: Path) -> Path:
         return store / "work" / f"{self.name}-{self.key}"
@@ -76,14 +75,14 @@ class Planner:
     def __init__(self, cfg: DictConfig, overrides: list[str]) -> None:
         self.cfg, self.overrides = cfg, list(overrides)
 
-    def variant(self, group: str, name: str) -> DictConfig:
+    def variant(self, group: str, name: str, extra: Sequence[str] = ()) -> DictConfig:
         """The run's config with ``group`` switched to ``name``, keeping the other overrides.
 
         Overrides inside the group (``ranker.x=...``) apply only to the option the user selected,
         except the generator architecture (``gan.module.generator...``), which a GAN and the
-        generator it is initialised from must share.
+        generator it is initialised from must share. ``extra`` overrides are applied last.
         """
-        if self.cfg[group] is not None and self.cfg[group].get("name") == name:
+        if not extra and self.cfg[group] is not None and self.cfg[group].get("name") == name:
             return self.cfg
         from hydra import compose
 
@@ -93,7 +92,7 @@ class Planner:
                 return True
             return not key.startswith((f"{group}=", f"{group}."))
 
-        return compose(config_name="config", overrides=[o for o in self.overrides if keep(o)] + [f"{group}={name}"])
+        return compose(config_name="config", overrides=[o for o in self.overrides if keep(o)] + [f"{group}={name}", *extra])
 
     def plan(self) -> list[Stage]:
         """Stages to run, dependencies first, each once."""
@@ -123,7 +122,8 @@ class Planner:
             deps.append(dep)
         pretrained = cfg.gan.get("pretrained")
         if pretrained and not is_checkpoint_path(str(pretrained)):
-            deps.append(self.generator_stage(self.variant("gan", str(pretrained)), stages))
+            extra = list(cfg.gan.get("pretrained_overrides") or [])
+            deps.append(self.generator_stage(self.variant("gan", str(pretrained), extra), stages))
         stage = Stage("generator", cfg.gan.name, _stage_config(cfg, "gan"), deps)
         existing = next((s for s in stages if s.key == stage.key), None)
         if existing is not None:
@@ -266,11 +266,13 @@ def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path]) -> Path:
 
 
 def _publish(source: Path, artifact: Path, stage: Stage, metrics: dict[str, float]) -> None:
-    """Copy the chosen checkpoint to the store atomically, with a JSON record beside it."""
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    tmp = artifact.with_suffix(".ckpt.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, artifact)
+    """Store the stage's network (from the chosen checkpoint) as a slim state dict, atomically,
+    with a JSON record beside it. The full training checkpoint stays in the work folder."""
+    from ranksrgan.checkpoints import load_generator, load_ranker
+    from ranksrgan.export import save_state_dict
+
+    net = load_ranker(source) if stage.kind == "ranker" else load_generator(source)
+    save_state_dict(net, artifact)
     record = {"kind": stage.kind, "name": stage.name, "key": stage.key, "source": str(source), "metrics": metrics,
               "config": OmegaConf.to_container(stage.cfg, resolve=True)}
     atomic_write_bytes(artifact.with_suffix(".json"), json.dumps(record, indent=2, default=str).encode())
@@ -344,7 +346,7 @@ def stored_stages(store: str | os.PathLike, kind: str | None = None, name: str |
     for kind_dir in ("rankers", "generators"):
         for meta in (Path(store) / kind_dir).glob("*.json"):
             record = json.loads(meta.read_text())
-            record["checkpoint"] = str(meta.with_suffix(".ckpt"))
+            record["checkpoint"] = str(meta.with_suffix(".pth"))
             record["mtime"] = meta.stat().st_mtime
             if (kind is None or record["kind"] == kind) and (name is None or record["name"] == name):
                 records.append(record)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import hydra
@@ -39,7 +40,18 @@ def train(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+# Lightning messages that are expected here and only add noise: frozen VGG/Rankers are in eval
+# mode on purpose, and the module (not the datamodule) moves batches for on-device distortion.
+_EXPECTED_WARNINGS = (
+    r".*module\(s\) in eval mode at the start of training.*",
+    r".*overridden `on_after_batch_transfer` in `LightningModule`.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+
+
 def main() -> float | None:
+    for pattern in _EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
     return hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(train)()
 
 

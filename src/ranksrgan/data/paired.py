@@ -19,10 +19,10 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.pairs import ImagePair, augment_pair, load_pairs, make_lr
 from ranksrgan.io import check_min_size, to_tensor
 
@@ -85,7 +85,7 @@ class WholeImageDataset(Dataset):
         return {"lr": to_tensor(pair.lr), "hr": to_tensor(pair.hr), "name": pair.name}
 
 
-class PairedSRDataModule(pl.LightningDataModule):
+class PairedSRDataModule(ImageFolderDataModule):
     """HR folders (+ optional pre-made LR folders) -> training patches and validation images.
 
     Args:
@@ -129,13 +129,9 @@ class PairedSRDataModule(pl.LightningDataModule):
         self.train_set: PairedPatchDataset | None = None
         self.val_set: WholeImageDataset | None = None
 
-    def prepare_data(self) -> None:
-        if self.build_demo:
-            from ranksrgan.data.demo import build_demo_dataset
-
-            if not self.demo_root:
-                raise ValueError("build_demo=True needs demo_root")
-            build_demo_dataset(self.demo_root)
+    @property
+    def val_batch_size(self) -> int:
+        return 1  # whole images of different sizes
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
@@ -146,16 +142,3 @@ class PairedSRDataModule(pl.LightningDataModule):
             pairs = load_pairs(self.val_hr, self.val_lr, self.scale)
             self.val_set = WholeImageDataset(pairs[: self.val_max_images] if self.val_max_images else pairs)
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
-            num_workers=self.num_workers,
-            drop_last=True,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=min(self.num_workers, 1))

@@ -29,10 +29,10 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.rank import (
     apply_flips,
     check_levels,
@@ -161,7 +161,7 @@ class HRWindowDataset(Dataset):
         return {"hr": hr, "seed": torch.tensor((self.seed * 1_000_003 + index) % _MAX_SEED)}
 
 
-class DistortionRankDataModule(pl.LightningDataModule):
+class DistortionRankDataModule(ImageFolderDataModule):
     """Blur or noise rank pairs made on the fly from HR patches (RankSRGAN's Ranker-b / Ranker-n).
 
     The loaders yield clean HR patches; :meth:`on_after_batch_transfer` turns a training batch
@@ -222,14 +222,6 @@ class DistortionRankDataModule(pl.LightningDataModule):
         self.train_set: HRPatchDataset | None = None
         self.val_set: HRWindowDataset | None = None
 
-    def prepare_data(self) -> None:
-        if self.build_demo:
-            from ranksrgan.data.demo import build_demo_dataset
-
-            if not self.demo_root:
-                raise ValueError("build_demo=True needs demo_root")
-            build_demo_dataset(self.demo_root)
-
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -240,13 +232,6 @@ class DistortionRankDataModule(pl.LightningDataModule):
         self.val_set = HRWindowDataset(val, self.patch_size, self.val_windows_per_image, self.seed, self.min_sharpness)
         log.info("%s rank set: %d train images, %d validation windows, levels %s", self.kind, len(train),
                  len(self.val_set), self.levels)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          drop_last=True, pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=min(self.num_workers, 1))
 
     # ------------------------------------------------------------------ batched distortion
 

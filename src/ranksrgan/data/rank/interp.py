@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.pairs import make_lr
 from ranksrgan.data.rank import (
     DecodedImage,
@@ -184,7 +184,7 @@ class InterpTupleDataset(Dataset):
         return {"images": images, "levels": torch.arange(len(self.lambdas))}
 
 
-class InterpRankDataModule(pl.LightningDataModule):
+class InterpRankDataModule(ImageFolderDataModule):
     """Interpolation rank pairs between an SR source and HR (RankSRGAN's Ranker-i).
 
     Args:
@@ -236,14 +236,6 @@ class InterpRankDataModule(pl.LightningDataModule):
         self.train_set: InterpPairDataset | None = None
         self.val_set: InterpTupleDataset | None = None
 
-    def prepare_data(self) -> None:
-        if self.build_demo:
-            from ranksrgan.data.demo import build_demo_dataset
-
-            if not self.demo_root:
-                raise ValueError("build_demo=True needs demo_root")
-            build_demo_dataset(self.demo_root)
-
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -255,9 +247,3 @@ class InterpRankDataModule(pl.LightningDataModule):
                                           self.min_sharpness)
         log.info("interp rank set: %d train images, %d validation windows (SR: %s)", len(train), len(self.val_set), self.sr)
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          drop_last=True, pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=min(self.num_workers, 1))

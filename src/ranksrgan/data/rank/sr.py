@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.rank import apply_flips, bicubic_upscale, grid_positions, pair_item, random_flips, sample_level_pair
 from ranksrgan.data.rank.labels import (
     LABEL_FORMAT,
@@ -397,7 +397,7 @@ class SRTupleDataset(SRPairDataset):
 # ----------------------------------------------------------------------------- datamodule
 
 
-class SRRankDataModule(pl.LightningDataModule):
+class SRRankDataModule(ImageFolderDataModule):
     """Rank pairs from SR results of several methods (the paper's standard rank dataset).
 
     Two ways to use it: build the label file beforehand with ``ranksrgan-build-rankset`` and pass
@@ -463,12 +463,7 @@ class SRRankDataModule(pl.LightningDataModule):
         self.val_set: SRTupleDataset | None = None
 
     def prepare_data(self) -> None:
-        if self.build_demo:
-            from ranksrgan.data.demo import build_demo_dataset
-
-            if not self.demo_root:
-                raise ValueError("build_demo=True needs demo_root")
-            build_demo_dataset(self.demo_root)
+        super().prepare_data()
         if self.hr is not None:
             metrics = [m for m in parse_metric_spec(self.metric) if m != "rmse"]
             build_sr_labels(self.hr, self.sr, self.labels, metrics=metrics, patch_size=self.patch_size,
@@ -499,10 +494,3 @@ class SRRankDataModule(pl.LightningDataModule):
         log.info("sr rank set: %d train / %d val locations from %d / %d images", len(self.train_set),
                  len(self.val_set), len(train_names), len(val_names))
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          drop_last=len(self.train_set) >= self.batch_size, pin_memory=torch.cuda.is_available(),
-                          persistent_workers=self.num_workers > 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=min(self.num_workers, 1))
