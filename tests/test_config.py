@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["data", "trainer", "logger", "ranker", "gan", "experiment", "hparams_search"]
-EXTRA = {"data=folders": ["data.train_hr=[a]", "data.val_hr=[b]"]}
+EXTRA = {"data=folders": ["data.train_hr=[a]", "data.val_hr=[b]"], "ranker=sr": ["ranker.datamodule.labels=labels.csv"]}
 
 
 def options(group: str) -> list[str]:

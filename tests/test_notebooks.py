@@ -45,8 +45,14 @@ def execute(name: str, kernel_dir: Path, root: Path):
     km = KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]))
     assert km.kernel_spec.argv[0] == sys.executable
     client = nbclient.NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-    # the inline backend even where MPLBACKEND=Agg is set (CI), so that figures become outputs
-    env = {**os.environ, "RANKSRGAN_ROOT": str(root), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    # the inline backend even where MPLBACKEND=Agg is set (CI), so that figures become outputs;
+    # one intra-op thread, as in conftest (tiny tensors, a 2-core machine)
+    env = {
+        **os.environ,
+        "RANKSRGAN_ROOT": str(root),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "OMP_NUM_THREADS": "1",
+    }
     client.execute(env=env)
     return nb
 

@@ -240,9 +240,10 @@ def _score_batch(x: torch.Tensor, metrics: Sequence[str], hr: torch.Tensor | Non
         if name == "niqe":
             v = niqe(x, color=color, crop_border=crop_border)
         elif name in ("ma", "pi"):
-            from ranksrgan.metrics import ma as ma_mod
+            from ranksrgan.metrics.ma import ma as ma_fn
+            from ranksrgan.metrics.ma import pi as pi_fn
 
-            fn = ma_mod.ma if name == "ma" else ma_mod.pi
+            fn = ma_fn if name == "ma" else pi_fn
             v = fn(x, ma_model, color=color, crop_border=crop_border)
         elif name in ("psnr", "ssim"):
             if hr is None:

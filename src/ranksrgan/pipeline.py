@@ -258,8 +258,11 @@ def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path]) -> Path:
         finally:
             _finish_logger(trainer)
         if trainer.global_rank == 0:
-            best = Path(trainer.checkpoint_callback.best_model_path or last)
+            callback = trainer.checkpoint_callback
+            best = Path(callback.best_model_path or last)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+            if callback.best_model_score is not None:
+                metrics[f"best/{monitor}"] = float(callback.best_model_score)
             _publish(best if best.exists() else last, artifact, stage, metrics)
         trainer.strategy.barrier()
         return artifact
@@ -339,7 +342,8 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
 def stored_stages(store: str | os.PathLike, kind: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
     """Records of finished stages in ``store`` (newest first), optionally of one kind / name.
 
-    Each record is the stage's JSON (``kind``, ``name``, ``key``, ``metrics``, ``config``) plus
+    Each record is the stage's JSON (``kind``, ``name``, ``key``, ``metrics``: the last validation
+    plus ``best/<monitor>``, the score of the stored checkpoint; ``config``) plus
     ``"checkpoint"``: the artifact path. Used by notebooks and scripts to find trained models.
     """
     records = []

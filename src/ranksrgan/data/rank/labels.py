@@ -91,18 +91,12 @@ def compute_metric(name: str, x: torch.Tensor, crop_border: int) -> torch.Tensor
     NIQE is computed on Y with ``crop_border`` shaved (the RankSRGAN labelling: 4 px, 96×96
     blocks); Ma and PI come from :mod:`ranksrgan.metrics.ma`.
     """
-    if name == "niqe":
-        from ranksrgan.metrics.niqe import niqe
+    from ranksrgan.metrics import ma, niqe, pi
 
+    if name == "niqe":
         return niqe(x, color="y", crop_border=crop_border)
-    if name in ("ma", "pi"):
-        try:
-            from ranksrgan.metrics import ma as ma_module
-        except ImportError as err:  # the Ma model is an optional, separately shipped file
-            raise RuntimeError(f"metric {name!r} needs ranksrgan.metrics.ma, which cannot be imported: {err}") from err
-        if crop_border:
-            x = x[..., crop_border:-crop_border, crop_border:-crop_border]
-        return getattr(ma_module, name)(x)
+    if name in ("ma", "pi"):  # PIRM2018 toolbox convention: MATLAB Y, border shaved
+        return (ma if name == "ma" else pi)(x, color="y", crop_border=crop_border)
     raise ValueError(f"unknown labelling metric {name!r}; choose from {METRICS}")
 
 
