@@ -31,8 +31,15 @@ from ranksrgan.lit.ranker_module import RankerModule
 
 def bench_training(root: Path, args: argparse.Namespace, device: torch.device) -> None:
     folders = build_demo_dataset(root)
-    dm = DistortionRankDataModule("blur", [str(folders["train"])], [str(folders["val"])], patch_size=args.patch,
-                                  batch_size=args.batch_size, num_workers=0, patches_per_epoch=10**6)
+    dm = DistortionRankDataModule(
+        "blur",
+        [str(folders["train"])],
+        [str(folders["val"])],
+        patch_size=args.patch,
+        batch_size=args.batch_size,
+        num_workers=0,
+        patches_per_epoch=10**6,
+    )
     dm.setup()
     loader = iter(dm.train_dataloader())
     batches = [next(loader) for _ in range(4)]
@@ -59,12 +66,22 @@ def bench_labelling(root: Path, args: argparse.Namespace, device: torch.device) 
     out = root / "labels.csv"
     reset_peak_memory(device)
     start = time.perf_counter()
-    table = build_sr_labels(folders["train"], {"hr": "hr", "bicubic": "bicubic"}, out, metrics=["niqe"],
-                            patch_size=args.label_patch, stride=args.label_stride, batch_size=args.label_batch,
-                            device=device, progress=False)
+    table = build_sr_labels(
+        folders["train"],
+        {"hr": "hr", "bicubic": "bicubic"},
+        out,
+        metrics=["niqe"],
+        patch_size=args.label_patch,
+        stride=args.label_stride,
+        batch_size=args.label_batch,
+        device=device,
+        progress=False,
+    )
     seconds = time.perf_counter() - start
-    print(f"NIQE labelling: {len(table)} patches of {args.label_patch}² (stride {args.label_stride}, "
-          f"2 levels, {len(set(table.column('image')))} demo images, decoding and bicubic SR included)")
+    print(
+        f"NIQE labelling: {len(table)} patches of {args.label_patch}² (stride {args.label_stride}, "
+        f"2 levels, {len(set(table.column('image')))} demo images, decoding and bicubic SR included)"
+    )
     print(f"  {seconds:.1f} s = {len(table) / seconds:.2f} patches/s; peak memory {peak_memory_mb(device):.0f} MiB")
 
 

@@ -99,12 +99,16 @@ def main() -> None:
     import torch
 
     print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}")
-    print(f"platform {platform.platform()}, {os.cpu_count()} CPUs, torch threads "
-          f"{args.threads or torch.get_num_threads()}, device {args.device}"
-          + (f" ({torch.cuda.get_device_name(0)})" if args.device.startswith("cuda") else ""))
+    print(
+        f"platform {platform.platform()}, {os.cpu_count()} CPUs, torch threads "
+        f"{args.threads or torch.get_num_threads()}, device {args.device}"
+        + (f" ({torch.cuda.get_device_name(0)})" if args.device.startswith("cuda") else "")
+    )
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"SRResNet 16 blocks x{args.scale} (random weights), LR {args.size}x{args.size} -> "
-          f"{args.size * args.scale}x{args.size * args.scale}, overlap {args.overlap}")
+    print(
+        f"SRResNet 16 blocks x{args.scale} (random weights), LR {args.size}x{args.size} -> "
+        f"{args.size * args.scale}x{args.size * args.scale}, overlap {args.overlap}"
+    )
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
@@ -112,20 +116,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for tile in args.tiles:
             out = os.path.join(tmp, f"t{tile}.npy")
-            cmd = [sys.executable, __file__, "--size", str(args.size), "--scale", str(args.scale), "--overlap",
-                   str(args.overlap), "--device", args.device, "--threads", str(args.threads), "--child-tile",
-                   str(tile), "--save", out]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--size",
+                str(args.size),
+                "--scale",
+                str(args.scale),
+                "--overlap",
+                str(args.overlap),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+                "--child-tile",
+                str(tile),
+                "--save",
+                out,
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
                 print(f"tile {tile}: failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
                 continue
-            res = json.loads(line[len("RESULT "):])
+            res = json.loads(line[len("RESULT ") :])
             res["file"] = out
             results.append(res)
             gpu = f", GPU peak {res['gpu_peak_mib']:.0f} MiB" if res["gpu_peak_mib"] is not None else ""
-            print(f"tile {'none' if tile == 0 else tile:>5}: {res['wall_s']:7.1f} s wall, {res['cpu_s']:7.1f} s CPU, peak RSS "
-                  f"{res['peak_rss_mib']:7.0f} MiB (before upscale {res['rss_before_mib']:.0f} MiB){gpu}", flush=True)
+            print(
+                f"tile {'none' if tile == 0 else tile:>5}: {res['wall_s']:7.1f} s wall, {res['cpu_s']:7.1f} s CPU, peak RSS "
+                f"{res['peak_rss_mib']:7.0f} MiB (before upscale {res['rss_before_mib']:.0f} MiB){gpu}",
+                flush=True,
+            )
         ref = next((r for r in results if r["tile"] == 0), None)
         if ref is not None:
             full = np.load(ref["file"])

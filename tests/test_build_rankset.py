@@ -40,8 +40,23 @@ def folders(tmp_path) -> dict[str, Path]:
 
 def test_build_rankset_cli(tmp_path, folders, capsys):
     out = tmp_path / "labels.csv"
-    argv = ["--hr", str(folders["HR"]), "--sr", "hr=hr", "--sr", f"bic={folders['bic']}", "--out", str(out),
-            "--patch", "200", "--stride", "200", "--no-progress", "--device", "cpu"]
+    argv = [
+        "--hr",
+        str(folders["HR"]),
+        "--sr",
+        "hr=hr",
+        "--sr",
+        f"bic={folders['bic']}",
+        "--out",
+        str(out),
+        "--patch",
+        "200",
+        "--stride",
+        "200",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert build_rankset.main(argv) == 0
     text = capsys.readouterr().out
     assert "4 rows, 2 images, 2 locations" in text and "niqe" in text
@@ -58,12 +73,38 @@ def test_build_rankset_cli(tmp_path, folders, capsys):
 
 def test_build_rankset_cli_errors_name_the_files(tmp_path, folders, capsys):
     (folders["blur"] / "coffee.png").unlink()
-    code = build_rankset.main(["--hr", str(folders["HR"]), "--sr", "a=hr", "--sr", f"b={folders['blur']}",
-                               "--out", str(tmp_path / "x.csv"), "--patch", "200", "--no-progress"])
+    code = build_rankset.main(
+        [
+            "--hr",
+            str(folders["HR"]),
+            "--sr",
+            "a=hr",
+            "--sr",
+            f"b={folders['blur']}",
+            "--out",
+            str(tmp_path / "x.csv"),
+            "--patch",
+            "200",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "missing 1 (coffee)" in err and str(folders["blur"]) in err
-    code = build_rankset.main(["--hr", str(folders["HR"]), "--sr", "a=hr", "--sr", f"b={folders['bic']}",
-                               "--out", str(tmp_path / "y.csv"), "--metric", "lpips", "--no-progress"])
+    code = build_rankset.main(
+        [
+            "--hr",
+            str(folders["HR"]),
+            "--sr",
+            "a=hr",
+            "--sr",
+            f"b={folders['bic']}",
+            "--out",
+            str(tmp_path / "y.csv"),
+            "--metric",
+            "lpips",
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "lpips" in capsys.readouterr().err
 
 
@@ -78,8 +119,21 @@ def test_rank100_cli_scores_each_method(tmp_path, folders, capsys):
     ranker = RankerModule(variant="vgg8", num_features=8).ranker
     ckpt = save_state_dict(ranker, tmp_path / "ranker.pth")
     out_csv = tmp_path / "scores.csv"
-    code = rank100.main(["--ranker", str(ckpt), f"bic={folders['bic']}", f"blur={folders['blur']}",
-                         f"hr={folders['HR']}", "--center-crop", "96", "--csv", str(out_csv), "--device", "cpu"])
+    code = rank100.main(
+        [
+            "--ranker",
+            str(ckpt),
+            f"bic={folders['bic']}",
+            f"blur={folders['blur']}",
+            f"hr={folders['HR']}",
+            "--center-crop",
+            "96",
+            "--csv",
+            str(out_csv),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "std of the method means" in text

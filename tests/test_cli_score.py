@@ -60,8 +60,23 @@ def _read(path):
 def test_cli_table_and_csv_equal_direct_calls(folders, tmp_path, capsys):
     sr, hr = folders
     out = tmp_path / "scores.csv"
-    rc = score_cli.main([str(sr), "--metric", "niqe", "--metric", "psnr", "--metric", "ssim", "--ref", str(hr),
-                         "--crop-border", "4", "--csv", str(out)])
+    rc = score_cli.main(
+        [
+            str(sr),
+            "--metric",
+            "niqe",
+            "--metric",
+            "psnr",
+            "--metric",
+            "ssim",
+            "--ref",
+            str(hr),
+            "--crop-border",
+            "4",
+            "--csv",
+            str(out),
+        ]
+    )
     assert rc == 0
     rows = _read(out)
     assert list(rows[0].keys()) == ["image", "path", "niqe", "psnr", "ssim"]
@@ -197,8 +212,24 @@ def test_ma_and_pi_with_a_model_file(tmp_path):
     img = tmp_path / "x.png"
     write_image(img, torch.rand(3, 104, 200, generator=torch.Generator().manual_seed(0)))
     csv_path = tmp_path / "s.csv"
-    assert score_cli.main([str(img), "--metric", "ma", "--metric", "pi", "--crop-border", "4",
-                           "--ma-model", str(model_path), "--csv", str(csv_path)]) == 0
+    assert (
+        score_cli.main(
+            [
+                str(img),
+                "--metric",
+                "ma",
+                "--metric",
+                "pi",
+                "--crop-border",
+                "4",
+                "--ma-model",
+                str(model_path),
+                "--csv",
+                str(csv_path),
+            ]
+        )
+        == 0
+    )
     row = _read(csv_path)[0]
     x, model = _load(img), load_ma_model(model_path)
     assert float(row["ma"]) == pytest.approx(float(ma(x, model, color="y", crop_border=4)[0]), rel=1e-12)

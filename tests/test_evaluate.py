@@ -91,17 +91,29 @@ def _rows(path):
 
 def test_evaluate_cli_outputs_match_direct_calls(bench, tmp_path, capsys):
     out = tmp_path / "res"
-    rc = evaluate_cli.main(["--hr", str(bench["hr"]), "--checkpoint", str(bench["ckpt"]), "--sr", str(bench["sr"]),
-                            "--scale", "4", "--out", str(out), "--device", "cpu"])
+    rc = evaluate_cli.main(
+        [
+            "--hr",
+            str(bench["hr"]),
+            "--checkpoint",
+            str(bench["ckpt"]),
+            "--sr",
+            str(bench["sr"]),
+            "--scale",
+            "4",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     expected = {stem: _expected(bench, stem) for stem in ("ast", "cat")}
     methods = ["Bicubic", "tinygan", "noisy"]
 
     rows = _rows(out / "per_image.csv")
     assert list(rows[0].keys()) == ["dataset", "method", "image", "niqe", "psnr", "ssim"]  # no Ma model: no PI
-    assert [(r["method"], r["image"]) for r in rows] == [
-        (m, i) for m in methods for i in ("ast", "cat", MEAN_ROW)
-    ]
+    assert [(r["method"], r["image"]) for r in rows] == [(m, i) for m in methods for i in ("ast", "cat", MEAN_ROW)]
     for r in rows:
         if r["image"] == MEAN_ROW:
             continue
@@ -109,8 +121,11 @@ def test_evaluate_cli_outputs_match_direct_calls(bench, tmp_path, capsys):
         for metric, v in expected[r["image"]][r["method"]].items():
             assert float(r[metric]) == pytest.approx(v, rel=1e-9), (r["method"], r["image"], metric)
 
-    means = {(m, metric): np.mean([expected[s][m][metric] for s in ("ast", "cat")])
-             for m in methods for metric in ("niqe", "psnr", "ssim")}
+    means = {
+        (m, metric): np.mean([expected[s][m][metric] for s in ("ast", "cat")])
+        for m in methods
+        for metric in ("niqe", "psnr", "ssim")
+    }
     summary = _rows(out / "summary.csv")
     assert [(r["dataset"], r["metric"]) for r in summary] == [("Tiny", "niqe"), ("Tiny", "psnr"), ("Tiny", "ssim")]
     for r in summary:

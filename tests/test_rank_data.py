@@ -107,14 +107,26 @@ def test_metric_spec_polarity_and_weights():
 
 
 def _table(rows):
-    meta = {"format": LABEL_FORMAT, "hr": "h", "sr": {"a": "hr", "b": "bicubic"}, "methods": ["a", "b"],
-            "metrics": ["niqe"], "patch_size": 64, "stride": 32, "crop_border": 4, "scale": 4}
+    meta = {
+        "format": LABEL_FORMAT,
+        "hr": "h",
+        "sr": {"a": "hr", "b": "bicubic"},
+        "methods": ["a", "b"],
+        "metrics": ["niqe"],
+        "patch_size": 64,
+        "stride": 32,
+        "crop_border": 4,
+        "scale": 4,
+    }
     return LabelTable(meta, ["image", "y", "x", "method", "sharpness", "rmse", "niqe"], rows)
 
 
 def test_label_file_round_trip(tmp_path):
-    rows = [["img,1", 0, 32, "b", 1.0 / 3.0, 0.0, float("nan")], ["img,1", 0, 32, "a", 2.5e-17, 1e300, 4.25],
-            ["x", 10, 0, "a", 1.0, 2.0, 3.0]]
+    rows = [
+        ["img,1", 0, 32, "b", 1.0 / 3.0, 0.0, float("nan")],
+        ["img,1", 0, 32, "a", 2.5e-17, 1e300, 4.25],
+        ["x", 10, 0, "a", 1.0, 2.0, 3.0],
+    ]
     path = tmp_path / "labels.csv"
     write_labels(path, _table(rows + [["x", 10, 0, "a", 9.0, 9.0, 9.0]]))  # a duplicate key: dropped
     back = read_labels(path)
@@ -158,8 +170,7 @@ def test_build_resume_after_interruption_equals_uninterrupted(tmp_path, sr_folde
     kwargs = dict(metrics=[], patch_size=64, stride=48, crop_border=4, batch_size=5, progress=False)
     ref = build_sr_labels(sr_folders["hr"], _sources(sr_folders), tmp_path / "ref.csv", **kwargs)
     n_patches = len(ref)
-    assert n_patches == sum(len(range(0, h - 63, 48)) * len(range(0, w - 63, 48)) * 2
-                            for (_, _, _, h, w) in CROPS.values())
+    assert n_patches == sum(len(range(0, h - 63, 48)) * len(range(0, w - 63, 48)) * 2 for (_, _, _, h, w) in CROPS.values())
 
     calls = {"n": 0}
     real = srmod.rmse_y
@@ -186,7 +197,7 @@ def test_build_resume_after_interruption_equals_uninterrupted(tmp_path, sr_folde
         done[r[0]] = done.get(r[0], 0) + 1
     expected_batches = sum(math.ceil((n - done.get(img, 0)) / 5) for img, n in per_image.items())
 
-    calls["n"] = -10**9  # no more failures; count the batches computed on resume
+    calls["n"] = -(10**9)  # no more failures; count the batches computed on resume
     table = build_sr_labels(sr_folders["hr"], _sources(sr_folders), out, **kwargs)
     assert calls["n"] + 10**9 == expected_batches  # only the missing patches were scored
     keys = table.keys()
@@ -221,8 +232,15 @@ def test_misaligned_sr_folders_and_corrupt_files(tmp_path, sr_folders, hr_arrays
 def test_niqe_labels_on_real_patches(tmp_path, hr_arrays):
     arr = np.ascontiguousarray(demo_image("astronaut")[:208, :208])
     _write(tmp_path / "HR", "astro", arr)
-    table = build_sr_labels(tmp_path / "HR", {"hr": "hr", "bicubic": "bicubic"}, tmp_path / "l.csv",
-                            metrics=["niqe"], patch_size=200, stride=200, progress=False)
+    table = build_sr_labels(
+        tmp_path / "HR",
+        {"hr": "hr", "bicubic": "bicubic"},
+        tmp_path / "l.csv",
+        metrics=["niqe"],
+        patch_size=200,
+        stride=200,
+        progress=False,
+    )
     niqe = dict(zip(table.column("method"), table.column("niqe")))
     rmse = dict(zip(table.column("method"), table.column("rmse")))
     assert len(table) == 2 and np.isfinite(list(niqe.values())).all()
@@ -238,15 +256,27 @@ def _rows(values, methods=("a", "b", "c"), sharp=(10.0, 10.0, 10.0), image="i", 
 
 
 def _sel_table(rows):
-    meta = {"format": LABEL_FORMAT, "hr": "h", "sr": {}, "methods": ["a", "b", "c"], "metrics": ["niqe"],
-            "patch_size": 64, "stride": 32, "crop_border": 4, "scale": 4}
+    meta = {
+        "format": LABEL_FORMAT,
+        "hr": "h",
+        "sr": {},
+        "methods": ["a", "b", "c"],
+        "metrics": ["niqe"],
+        "patch_size": 64,
+        "stride": 32,
+        "crop_border": 4,
+        "scale": 4,
+    }
     return LabelTable(meta, ["image", "y", "x", "method", "sharpness", "rmse", "niqe"], rows)
 
 
 def test_select_locations_labels_and_filters():
-    rows = (_rows([5.0, 3.0, 4.0], y=0) + _rows([3.0, 3.05, 6.0], y=1)  # gap 0.05 < 0.1: dropped
-            + _rows([2.0, 4.0, 6.0], sharp=(0.5, 9.0, 9.0), y=2)          # best (a) too flat: dropped
-            + _rows([1.0, 2.0, float("nan")], y=3))                        # NaN: dropped
+    rows = (
+        _rows([5.0, 3.0, 4.0], y=0)
+        + _rows([3.0, 3.05, 6.0], y=1)  # gap 0.05 < 0.1: dropped
+        + _rows([2.0, 4.0, 6.0], sharp=(0.5, 9.0, 9.0), y=2)  # best (a) too flat: dropped
+        + _rows([1.0, 2.0, float("nan")], y=3)
+    )  # NaN: dropped
     table = _sel_table(rows)
     mr = select_locations(table, "niqe", "rank", min_sharpness=1.0, min_gap=0.1)
     assert [loc.y for loc in mr] == [0]
@@ -282,9 +312,20 @@ def test_sr_datamodule_batches(tmp_path, sr_folders, hr_arrays):
         noisy = distort(hr[..., top : top + h, left : left + w], "noise", torch.tensor([40.0]), torch.tensor([0]))
         write_image(sr_folders["hr"].parent / "noisy" / f"{name}.png", noisy[0])
     sources = _sources(sr_folders) | {"noisy": str(sr_folders["hr"].parent / "noisy")}
-    dm = SRRankDataModule(str(labels), hr=str(sr_folders["hr"]), sr=sources,
-                          metric="rmse", patch_size=64, stride=32, min_gap=0.0, val_fraction=0.25, seed=0,
-                          batch_size=4, num_workers=0, label_batch_size=8)
+    dm = SRRankDataModule(
+        str(labels),
+        hr=str(sr_folders["hr"]),
+        sr=sources,
+        metric="rmse",
+        patch_size=64,
+        stride=32,
+        min_gap=0.0,
+        val_fraction=0.25,
+        seed=0,
+        batch_size=4,
+        num_workers=0,
+        label_batch_size=8,
+    )
     dm.prepare_data()
     dm.setup("fit")
     train_imgs = {loc.image for loc in dm.train_set.locations}
@@ -308,8 +349,17 @@ def test_sr_datamodule_batches(tmp_path, sr_folders, hr_arrays):
     assert not torch.equal(val["images"][0, 1], hr_patch) and not torch.equal(val["images"][0, 2], hr_patch)
     assert (val["images"][0, 2] - hr_patch).abs().mean() > (val["images"][0, 1] - hr_patch).abs().mean()
     # the same file again, model classification, from the label file alone
-    dm2 = SRRankDataModule(str(labels), label_mode="method", metric="rmse", patch_size=64, min_gap=0.0,
-                           val_fraction=0.25, seed=0, batch_size=4, num_workers=0)
+    dm2 = SRRankDataModule(
+        str(labels),
+        label_mode="method",
+        metric="rmse",
+        patch_size=64,
+        min_gap=0.0,
+        val_fraction=0.25,
+        seed=0,
+        batch_size=4,
+        num_workers=0,
+    )
     dm2.setup("fit")
     v2 = next(iter(dm2.val_dataloader()))
     assert (v2["levels"] == torch.arange(3)).all()
@@ -329,8 +379,16 @@ def hr_split(tmp_path, hr_arrays) -> tuple[str, str]:
 
 
 def test_interp_datamodule(hr_split, tmp_path, hr_arrays):
-    dm = InterpRankDataModule([hr_split[0]], [hr_split[1]], sr="bicubic", patch_size=48, batch_size=6,
-                              num_workers=0, patches_per_epoch=12, val_windows_per_image=3)
+    dm = InterpRankDataModule(
+        [hr_split[0]],
+        [hr_split[1]],
+        sr="bicubic",
+        patch_size=48,
+        batch_size=6,
+        num_workers=0,
+        patches_per_epoch=12,
+        val_windows_per_image=3,
+    )
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch["img1"].shape == (6, 3, 48, 48)
@@ -350,8 +408,9 @@ def test_interp_datamodule(hr_split, tmp_path, hr_arrays):
     sr_dir = tmp_path / "srdir"
     for name, arr in hr_arrays.items():
         _write(sr_dir, name, bicubic_upscale(arr, 4))
-    dm2 = InterpRankDataModule([hr_split[0]], [hr_split[1]], sr=str(sr_dir), patch_size=48, num_workers=0,
-                               val_windows_per_image=3)
+    dm2 = InterpRankDataModule(
+        [hr_split[0]], [hr_split[1]], sr=str(sr_dir), patch_size=48, num_workers=0, val_windows_per_image=3
+    )
     dm2.setup()
     assert torch.equal(next(iter(dm2.val_dataloader()))["images"], next(iter(dm.val_dataloader()))["images"])
     _write(sr_dir, "coffee", hr_arrays["coffee"][:64])
@@ -373,8 +432,16 @@ def _batches(dm, seed):
 
 @pytest.mark.parametrize("kind", ["blur", "noise"])
 def test_distortion_datamodule_batches_and_reproducibility(hr_split, kind):
-    dm = DistortionRankDataModule(kind, [hr_split[0]], [hr_split[1]], patch_size=48, batch_size=8, num_workers=0,
-                                  patches_per_epoch=16, val_windows_per_image=4)
+    dm = DistortionRankDataModule(
+        kind,
+        [hr_split[0]],
+        [hr_split[1]],
+        patch_size=48,
+        batch_size=8,
+        num_workers=0,
+        patches_per_epoch=16,
+        val_windows_per_image=4,
+    )
     dm.setup()
     t1, v1 = _batches(dm, 7)
     t2, v2 = _batches(dm, 7)
@@ -403,7 +470,7 @@ def test_blur_matches_the_gaussian_and_noise_seeds():
     import kornia
 
     out = kornia.filters.gaussian_blur2d(x, (blur_kernel_size(2.0),) * 2, torch.tensor([[2.0, 2.0]]))
-    g = torch.exp(-torch.arange(-20, 21.0) ** 2 / 8.0)
+    g = torch.exp(-(torch.arange(-20, 21.0) ** 2) / 8.0)
     g = g / g[8:33].sum()  # kernel side 2*ceil(6)+1 = 13 -> taps -6..6
     assert blur_kernel_size(2.0) == 13 and blur_kernel_size(0.1) == 3
     assert torch.allclose(out[0, 0, 20, 20], g[20] * g[20], atol=1e-4)
@@ -418,8 +485,15 @@ def test_blur_matches_the_gaussian_and_noise_seeds():
 
 def test_demo_folders_are_built(tmp_path):
     root = tmp_path / "demo"
-    dm = DistortionRankDataModule("blur", [str(root / "train/HR")], [str(root / "val/HR")], patch_size=64,
-                                  num_workers=0, build_demo=True, demo_root=str(root))
+    dm = DistortionRankDataModule(
+        "blur",
+        [str(root / "train/HR")],
+        [str(root / "val/HR")],
+        patch_size=64,
+        num_workers=0,
+        build_demo=True,
+        demo_root=str(root),
+    )
     dm.prepare_data()
     dm.setup()
     assert len(dm.train_set.images) == 7 and len(dm.val_set) > 0
@@ -447,8 +521,7 @@ def test_interp_from_a_generator_checkpoint(hr_split, tmp_path):
 
     torch.manual_seed(0)
     ckpt = save_state_dict(SRResNet(num_features=8, num_blocks=1), tmp_path / "g.pth")
-    dm = InterpRankDataModule([hr_split[0]], [hr_split[1]], sr=str(ckpt), patch_size=48, num_workers=0,
-                              val_windows_per_image=2)
+    dm = InterpRankDataModule([hr_split[0]], [hr_split[1]], sr=str(ckpt), patch_size=48, num_workers=0, val_windows_per_image=2)
     dm.setup()
     hr, sr = dm.val_set.pairs[0]
     assert hr.shape == sr.shape and sr.dtype == np.uint8

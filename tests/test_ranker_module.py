@@ -19,8 +19,15 @@ TINY = dict(variant="vgg8", num_features=8)
 
 
 def _trainer(tmp_path, **kw) -> pl.Trainer:
-    args = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(tmp_path))
+    args = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+    )
     args.update(kw)
     return pl.Trainer(**args)
 
@@ -85,25 +92,50 @@ def test_pair_accuracy_per_level_pair():
 
 
 def test_fast_dev_run_logs_validation_metrics(tmp_path, hr_dirs):
-    dm = DistortionRankDataModule("blur", [hr_dirs[0]], [hr_dirs[1]], patch_size=48, batch_size=4, num_workers=0,
-                                  patches_per_epoch=8, val_windows_per_image=2)
+    dm = DistortionRankDataModule(
+        "blur",
+        [hr_dirs[0]],
+        [hr_dirs[1]],
+        patch_size=48,
+        batch_size=4,
+        num_workers=0,
+        patches_per_epoch=8,
+        val_windows_per_image=2,
+    )
     module = RankerModule(**TINY)
     trainer = _trainer(tmp_path, fast_dev_run=2)
     trainer.fit(module, datamodule=dm)
     keys = set(trainer.callback_metrics)
-    assert {"train/loss", "val/srocc", "val/pair_acc", "val/pair_acc/0-1", "val/pair_acc/0-2",
-            "val/pair_acc/1-2", "val/score_mean/0", "val/score_std/2"} <= keys
+    assert {
+        "train/loss",
+        "val/srocc",
+        "val/pair_acc",
+        "val/pair_acc/0-1",
+        "val/pair_acc/0-2",
+        "val/pair_acc/1-2",
+        "val/score_mean/0",
+        "val/score_std/2",
+    } <= keys
     assert -1 <= float(trainer.callback_metrics["val/srocc"]) <= 1
 
 
 def test_checkpoint_loads_with_weights_only_and_load_ranker(tmp_path, hr_dirs):
     from ranksrgan.checkpoints import load_ranker
 
-    dm = DistortionRankDataModule("noise", [hr_dirs[0]], [hr_dirs[1]], patch_size=48, batch_size=4, num_workers=0,
-                                  patches_per_epoch=8, val_windows_per_image=1)
+    dm = DistortionRankDataModule(
+        "noise",
+        [hr_dirs[0]],
+        [hr_dirs[1]],
+        patch_size=48,
+        batch_size=4,
+        num_workers=0,
+        patches_per_epoch=8,
+        val_windows_per_image=1,
+    )
     module = RankerModule(lr_step=3, **TINY)
-    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=1, val_check_interval=2, check_val_every_n_epoch=None,
-                       enable_checkpointing=True)
+    trainer = _trainer(
+        tmp_path, max_steps=2, limit_val_batches=1, val_check_interval=2, check_val_every_n_epoch=None, enable_checkpointing=True
+    )
     trainer.fit(module, datamodule=dm)
     path = tmp_path / "ranker.ckpt"
     trainer.save_checkpoint(path)
@@ -121,8 +153,18 @@ def test_checkpoint_loads_with_weights_only_and_load_ranker(tmp_path, hr_dirs):
 
 def _train_blur(tmp_path, train_hr: str, val_hr: str, steps: int) -> dict[str, float]:
     pl.seed_everything(0, workers=True)
-    dm = DistortionRankDataModule("blur", [train_hr], [val_hr], patch_size=48, batch_size=8, num_workers=0,
-                                  patches_per_epoch=10_000, val_windows_per_image=16, min_sharpness=5.0, seed=0)
+    dm = DistortionRankDataModule(
+        "blur",
+        [train_hr],
+        [val_hr],
+        patch_size=48,
+        batch_size=8,
+        num_workers=0,
+        patches_per_epoch=10_000,
+        val_windows_per_image=16,
+        min_sharpness=5.0,
+        seed=0,
+    )
     module = RankerModule(variant="vgg8", num_features=8, lr=1e-3, lr_step=300)
     trainer = _trainer(tmp_path, max_steps=steps, val_check_interval=steps, check_val_every_n_epoch=None)
     trainer.fit(module, datamodule=dm)

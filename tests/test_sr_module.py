@@ -51,7 +51,10 @@ def make_module(ranker_files, **overrides) -> SRModule:
         perceptual={"weight": 1.0, "layer": "conv1_2", "pretrained": False},
         gan={"weight": 0.005, "kind": "vanilla"},
         discriminator=TINY_D,
-        rankers=[{"name": "a", "checkpoint": ranker_files[0], "weight": 0.03}, {"name": "b", "checkpoint": ranker_files[1], "weight": 0.03}],
+        rankers=[
+            {"name": "a", "checkpoint": ranker_files[0], "weight": 0.03},
+            {"name": "b", "checkpoint": ranker_files[1], "weight": 0.03},
+        ],
         lr_milestones=[2, 4],
         num_logged_images=1,
     )
@@ -109,7 +112,9 @@ def _trainer(tmp_path, iterations: int, module: SRModule) -> pl.Trainer:
 
 
 def _datamodule(root) -> PairedSRDataModule:
-    return PairedSRDataModule([str(root / "train")], [str(root / "val")], hr_patch_size=32, batch_size=2, num_workers=0, patches_per_epoch=64)
+    return PairedSRDataModule(
+        [str(root / "train")], [str(root / "val")], hr_patch_size=32, batch_size=2, num_workers=0, patches_per_epoch=64
+    )
 
 
 def test_rankers_frozen_during_gan_training(tmp_path, ranker_files, tiny_data):

@@ -58,8 +58,11 @@ def test_cli_on_score_csvs(tmp_path, capsys):
 
 
 def test_cli_on_evaluate_csv_selects_methods(tmp_path, capsys):
-    recs = [{"dataset": "PIRM", "method": m, "image": n, "niqe": SCORES[n][i], "psnr": 20.0}
-            for i, m in enumerate(("SRGAN", "ESRGAN")) for n in SCORES]
+    recs = [
+        {"dataset": "PIRM", "method": m, "image": n, "niqe": SCORES[n][i], "psnr": 20.0}
+        for i, m in enumerate(("SRGAN", "ESRGAN"))
+        for n in SCORES
+    ]
     recs += [{"dataset": "PIRM", "method": "Bicubic", "image": n, "niqe": 7.0, "psnr": 20.0} for n in SCORES]
     path = tmp_path / "per_image.csv"
     write_per_image_csv(path, recs, ["dataset", "method", "image"], ["niqe", "psnr"], group_by=["dataset", "method"])
@@ -103,7 +106,8 @@ def test_error_paths(tmp_path, capsys):
     assert ub_cli.main([str(a), str(c), "--metric", "foo"]) == 2
     assert "unknown metric" in _error_line(capsys)
     nan = tmp_path / "nan.csv"
-    write_per_image_csv(nan, [{"image": n, "path": "", "niqe": float("nan") if n == "img2" else 1.0} for n in SCORES],
-                        ["image", "path"], ["niqe"])
+    write_per_image_csv(
+        nan, [{"image": n, "path": "", "niqe": float("nan") if n == "img2" else 1.0} for n in SCORES], ["image", "path"], ["niqe"]
+    )
     assert ub_cli.main([str(a), str(nan)]) == 1
     assert "img2" in _error_line(capsys)

@@ -47,8 +47,9 @@ def _write_png(path, arr: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- tiling core
 
 
-@pytest.mark.parametrize("h,w,tile,overlap,multiple", [(37, 50, 8, 3, 1), (64, 40, 16, 6, 1), (10, 10, 16, 4, 1),
-                                                      (48, 32, 8, 4, 2), (33, 31, 5, 0, 1)])
+@pytest.mark.parametrize(
+    "h,w,tile,overlap,multiple", [(37, 50, 8, 3, 1), (64, 40, 16, 6, 1), (10, 10, 16, 4, 1), (48, 32, 8, 4, 2), (33, 31, 5, 0, 1)]
+)
 def test_tile_windows_partition_and_context(h, w, tile, overlap, multiple):
     plan = tile_windows(h, w, tile, overlap, multiple)
     cover = np.zeros((h, w), dtype=int)
@@ -173,8 +174,12 @@ def test_cli_tile_zero_equals_tiled(tmp_path, ckpt, demo_rgb):
     path, _ = ckpt
     _write_png(tmp_path / "a.png", demo_rgb[:30, :44])
     assert upscale_cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "t0"), "--checkpoint", str(path), "--tile", "0"]) == 0
-    assert upscale_cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "t8"), "--checkpoint", str(path),
-                             "--tile", "8", "--tile-overlap", "6"]) == 0
+    assert (
+        upscale_cli.main(
+            [str(tmp_path / "a.png"), "-o", str(tmp_path / "t8"), "--checkpoint", str(path), "--tile", "8", "--tile-overlap", "6"]
+        )
+        == 0
+    )
     a, b = decode_image(tmp_path / "t0" / "a.png"), decode_image(tmp_path / "t8" / "a.png")
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 

@@ -94,14 +94,16 @@ class CLIParser(argparse.ArgumentParser):
         raise CLIError(message, 2)
 
 
-def run_cli(prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
-            argv: Sequence[str] | None) -> int:
+def run_cli(
+    prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None
+) -> int:
     """Parse ``argv`` and run ``body``; every expected failure becomes one stderr line.
 
     Exit codes: 0 success; 1 bad input data (unreadable image, size mismatch, NaN values ...);
     2 bad command line or missing/unusable files named on it (unknown metric, missing
     checkpoint or Ma model). ``--help`` exits 0 through argparse as usual.
     """
+
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"{prog}: warning: {message}", file=sys.stderr)
 
@@ -229,12 +231,14 @@ def warn_nan(label: str, values: Mapping[str, float]) -> None:
     """Warn (``RuntimeWarning``) for every NaN metric value of the image ``label``."""
     bad = [m for m, v in values.items() if isinstance(v, float) and math.isnan(v)]
     if bad:
-        warnings.warn(f"{label}: {', '.join(bad)} is NaN (undefined, e.g. a constant or near-constant image)",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{label}: {', '.join(bad)} is NaN (undefined, e.g. a constant or near-constant image)", RuntimeWarning, stacklevel=2
+        )
 
 
-def _score_batch(x: torch.Tensor, metrics: Sequence[str], hr: torch.Tensor | None, crop_border: int, color: str,
-                 ma_model: Any) -> dict[str, torch.Tensor]:
+def _score_batch(
+    x: torch.Tensor, metrics: Sequence[str], hr: torch.Tensor | None, crop_border: int, color: str, ma_model: Any
+) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for name in metrics:
         if name == "niqe":
@@ -356,8 +360,15 @@ def score_images(
     return [r for r in records if r is not None]
 
 
-def _score_files(batch: Sequence[Path], metrics: Sequence[str], refs: Mapping[str, Path], crop_border: int,
-                 color: str, device: torch.device, ma_model: Any) -> dict[str, list[float]]:
+def _score_files(
+    batch: Sequence[Path],
+    metrics: Sequence[str],
+    refs: Mapping[str, Path],
+    crop_border: int,
+    color: str,
+    device: torch.device,
+    ma_model: Any,
+) -> dict[str, list[float]]:
     imgs = [_load(f) for f in batch]
     if len({tuple(t.shape) for t in imgs}) != 1:  # header size was wrong: fall back per image
         out: dict[str, list[float]] = {m: [] for m in metrics}
@@ -374,8 +385,7 @@ def _score_files(batch: Sequence[Path], metrics: Sequence[str], refs: Mapping[st
             ref = _load(refs[f.stem])
             if ref.shape != t.shape:
                 raise ImageReadError(
-                    f"{f}: image is {t.shape[1]}x{t.shape[2]} but its reference {refs[f.stem]} is "
-                    f"{ref.shape[1]}x{ref.shape[2]}"
+                    f"{f}: image is {t.shape[1]}x{t.shape[2]} but its reference {refs[f.stem]} is {ref.shape[1]}x{ref.shape[2]}"
                 )
             hrs.append(ref)
         hr = torch.stack(hrs).to(device)
@@ -411,8 +421,13 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(np.asarray(values, dtype=np.float64))) if values else math.nan
 
 
-def write_per_image_csv(path: str | Path, records: Sequence[Mapping[str, Any]], key_columns: Sequence[str],
-                        metrics: Sequence[str], group_by: Sequence[str] = ()) -> None:
+def write_per_image_csv(
+    path: str | Path,
+    records: Sequence[Mapping[str, Any]],
+    key_columns: Sequence[str],
+    metrics: Sequence[str],
+    group_by: Sequence[str] = (),
+) -> None:
     """Write records in the per-image CSV format (module docstring), with a :data:`MEAN_ROW`
     after each group of consecutive records sharing the ``group_by`` columns.
 
@@ -534,8 +549,9 @@ class UpperBound:
     frac_tie: float
 
 
-def upper_bounds(scores1: Mapping[str, float], scores2: Mapping[str, float],
-                 names: tuple[str, str] = ("method1", "method2")) -> UpperBound:
+def upper_bounds(
+    scores1: Mapping[str, float], scores2: Mapping[str, float], names: tuple[str, str] = ("method1", "method2")
+) -> UpperBound:
     """Eq. 10 of the paper for a lower-is-better metric (NIQE, PI), per image.
 
     For each image ``i`` with scores ``a_i`` (method 1, "SR1") and ``b_i`` (method 2, "SR2"),
@@ -717,8 +733,9 @@ def evaluate(
         except FileNotFoundError:
             if with_pi:
                 raise
-            notes.append("PI omitted: the Ma (NRQM) model file was not found "
-                         "(see ranksrgan.metrics.ma.load_ma_model; pass --ma-model)")
+            notes.append(
+                "PI omitted: the Ma (NRQM) model file was not found (see ranksrgan.metrics.ma.load_ma_model; pass --ma-model)"
+            )
     if model_ma is None:
         metrics.remove("pi")
 
@@ -789,8 +806,7 @@ def format_markdown(ev: Evaluation) -> str:
     """Markdown table in the layout of the paper's Table 3 (dataset × metric rows, one column per
     method, best value per row in bold), followed by the protocol and any notes."""
     digits = {"niqe": 2, "pi": 2, "ma": 2, "psnr": 2, "ssim": 4}
-    lines = ["| Dataset | Metric | " + " | ".join(ev.methods) + " |",
-             "|---|---|" + "---|" * len(ev.methods)]
+    lines = ["| Dataset | Metric | " + " | ".join(ev.methods) + " |", "|---|---|" + "---|" * len(ev.methods)]
     for d in ev.datasets:
         for j, m in enumerate(ev.metrics):
             spec = METRICS[m]
@@ -821,8 +837,12 @@ def write_evaluation(ev: Evaluation, out_dir: str | Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out_dir / "table3.md", "summary": out_dir / "summary.csv", "per_image": out_dir / "per_image.csv"}
     atomic_write_bytes(paths["markdown"], format_markdown(ev).encode("utf-8"))
-    write_csv(paths["summary"], ["dataset", "metric"] + ev.methods,
-              [[d, m] + [ev.mean(d, meth, m) for meth in ev.methods] for d in ev.datasets for m in ev.metrics])
-    write_per_image_csv(paths["per_image"], ev.records, ["dataset", "method", "image"], ev.metrics,
-                        group_by=["dataset", "method"])
+    write_csv(
+        paths["summary"],
+        ["dataset", "metric"] + ev.methods,
+        [[d, m] + [ev.mean(d, meth, m) for meth in ev.methods] for d in ev.datasets for m in ev.metrics],
+    )
+    write_per_image_csv(
+        paths["per_image"], ev.records, ["dataset", "method", "image"], ev.metrics, group_by=["dataset", "method"]
+    )
     return paths

@@ -71,9 +71,9 @@ def generator_adversarial_loss(fake_logits: torch.Tensor, real_logits: torch.Ten
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
     """The discriminator's loss for the same two GAN kinds (fake logits from detached SR)."""
     if kind == "vanilla":
-        return F.binary_cross_entropy_with_logits(
-            real_logits, torch.ones_like(real_logits)
-        ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + F.binary_cross_entropy_with_logits(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
     if kind == "ragan":
         real_rel = real_logits - fake_logits.mean()
         fake_rel = fake_logits - real_logits.mean()

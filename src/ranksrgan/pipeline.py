@@ -7,7 +7,7 @@ precision, the stages it initialises from). Finished stages live in the store::
 
     <paths.store>/rankers/<name>-<hash>.pth      (the network; + .json: config, metrics)
     <paths.store>/generators/<name>-<hash>.pth
-    <paths.store>/work/<name>-<hash>/            (logs, last.ckpt: a killed stage resumes here)
+    <paths.store>/training/<name>-<hash>/        (logs, last.ckpt: a killed stage resumes here)
 
 so a multirun sweep over GAN loss weights trains each Ranker once, and re-running a killed
 command resumes each unfinished stage from its last checkpoint. Stages are guarded by a file lock,
@@ -47,14 +47,18 @@ class Stage:
     @property
     def key(self) -> str:
         """Hash of this stage's config and of everything it depends on."""
-        payload = {"kind": self.kind, "cfg": OmegaConf.to_container(self.cfg, resolve=True), "deps": [d.key for d in self.depends_on]}
+        payload = {
+            "kind": self.kind,
+            "cfg": OmegaConf.to_container(self.cfg, resolve=True),
+            "deps": [d.key for d in self.depends_on],
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def artifact(self, store: Path) -> Path:
         return store / f"{self.kind}s" / f"{self.name}-{self.key}.pth"
 
     def work_dir(self, store: Path) -> Path:
-        return store / "work" / f"{self.name}-{self.key}"
+        return store / "training" / f"{self.name}-{self.key}"
 
 
 def _stage_config(cfg: DictConfig, section: str) -> DictConfig:
@@ -63,7 +67,11 @@ def _stage_config(cfg: DictConfig, section: str) -> DictConfig:
     A Ranker: its section (data folders are already interpolated into it), seed and precision.
     A generator: its recipe, the data config, seed and precision.
     """
-    node: dict[str, Any] = {section: OmegaConf.to_container(cfg[section], resolve=True), "seed": cfg.seed, "precision": cfg.trainer.precision}
+    node: dict[str, Any] = {
+        section: OmegaConf.to_container(cfg[section], resolve=True),
+        "seed": cfg.seed,
+        "precision": cfg.trainer.precision,
+    }
     if section == "gan":
         node["data"] = OmegaConf.to_container(cfg.data, resolve=True)
     return OmegaConf.create(node)
@@ -99,7 +107,9 @@ class Planner:
         cfg = self.cfg
         if cfg.get("gan") is None:
             if cfg.get("ranker") is None:
-                raise ValueError("nothing to train: choose ranker=<sr|interp|blur|noise> and/or gan=<recipe> (or experiment=demo)")
+                raise ValueError(
+                    "nothing to train: choose ranker=<sr|interp|blur|noise> and/or gan=<recipe> (or experiment=demo)"
+                )
             return [ranker_stage(cfg)]
         stages: list[Stage] = []
         if cfg.get("ranker") is not None:
@@ -172,7 +182,9 @@ def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
     raise ValueError(f"logger.kind must be 'wandb' or 'csv', got {kind!r}")
 
 
-def make_trainer(cfg: DictConfig, stage: Stage, work_dir: Path, max_steps: int, val_check_interval: int, monitor: str, mode: str) -> pl.Trainer:
+def make_trainer(
+    cfg: DictConfig, stage: Stage, work_dir: Path, max_steps: int, val_check_interval: int, monitor: str, mode: str
+) -> pl.Trainer:
     """A Trainer for one stage: step-based validation, best + last checkpoints, the run's logger."""
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
@@ -252,7 +264,9 @@ def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path]) -> Path:
         val_every = max(1, min(section.val_check_interval, section.max_steps))
         trainer = make_trainer(cfg, stage, work_dir, steps, val_every, monitor, mode)
         last = work_dir / "checkpoints" / "last.ckpt"
-        log.info("training %s %s (%s) in %s%s", stage.kind, stage.name, stage.key, work_dir, " — resuming" if last.exists() else "")
+        log.info(
+            "training %s %s (%s) in %s%s", stage.kind, stage.name, stage.key, work_dir, " — resuming" if last.exists() else ""
+        )
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
         finally:
@@ -276,8 +290,14 @@ def _publish(source: Path, artifact: Path, stage: Stage, metrics: dict[str, floa
 
     net = load_ranker(source) if stage.kind == "ranker" else load_generator(source)
     save_state_dict(net, artifact)
-    record = {"kind": stage.kind, "name": stage.name, "key": stage.key, "source": str(source), "metrics": metrics,
-              "config": OmegaConf.to_container(stage.cfg, resolve=True)}
+    record = {
+        "kind": stage.kind,
+        "name": stage.name,
+        "key": stage.key,
+        "source": str(source),
+        "metrics": metrics,
+        "config": OmegaConf.to_container(stage.cfg, resolve=True),
+    }
     atomic_write_bytes(artifact.with_suffix(".json"), json.dumps(record, indent=2, default=str).encode())
 
 
@@ -329,12 +349,18 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
     generators = [s for s in stages if s.kind == "generator"]
     if not generators:
         metrics = result["metrics"]
-        lines.append("Ranker validation: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("val/")))
+        lines.append(
+            "Ranker validation: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("val/"))
+        )
         return "\n".join(lines)
     val_lr = list(cfg.data.val_lr) if cfg.data.get("val_lr") else [None] * len(cfg.data.val_hr)
-    sets = [BenchmarkSet(f"val{i}" if len(cfg.data.val_hr) > 1 else "val", Path(hr), Path(lr) if lr else None)
-            for i, (hr, lr) in enumerate(zip(cfg.data.val_hr, val_lr))]
-    evaluation = evaluate(sets, checkpoints=[(s.name, result["stages"][s.name]) for s in generators], scale=cfg.data.scale, with_pi=None)
+    sets = [
+        BenchmarkSet(f"val{i}" if len(cfg.data.val_hr) > 1 else "val", Path(hr), Path(lr) if lr else None)
+        for i, (hr, lr) in enumerate(zip(cfg.data.val_hr, val_lr))
+    ]
+    evaluation = evaluate(
+        sets, checkpoints=[(s.name, result["stages"][s.name]) for s in generators], scale=cfg.data.scale, with_pi=None
+    )
     lines += ["", format_markdown(evaluation)]
     return "\n".join(lines)
 

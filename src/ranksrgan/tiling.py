@@ -193,8 +193,7 @@ def upscale(
             wh, ww = wrows.stop - wrows.start, wcols.stop - wcols.start
             if sr.dim() != 4 or sr.shape[-2:] != (s * wh, s * ww):
                 raise ValueError(
-                    f"upscale: generator (scale {s}) returned {tuple(sr.shape)} for a {wh}x{ww} input; "
-                    f"expected {s * wh}x{s * ww}"
+                    f"upscale: generator (scale {s}) returned {tuple(sr.shape)} for a {wh}x{ww} input; expected {s * wh}x{s * ww}"
                 )
             if out is None:
                 out = torch.empty(b, sr.shape[1], s * h, s * w, dtype=torch.float32)

@@ -36,14 +36,29 @@ Exit status: 0 ok, 1 bad image data (corrupt file, size mismatch), 2 bad argumen
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog=PROG, description="Build the label file of an SR rank dataset.", epilog=EPILOG,
-                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CLIParser(
+        prog=PROG,
+        description="Build the label file of an SR rank dataset.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--hr", required=True, type=Path, metavar="DIR", help="folder of HR images")
-    p.add_argument("--sr", required=True, action="append", metavar="NAME=SOURCE",
-                   help="a method's SR folder (or 'hr' / 'bicubic'), repeatable, best method first")
+    p.add_argument(
+        "--sr",
+        required=True,
+        action="append",
+        metavar="NAME=SOURCE",
+        help="a method's SR folder (or 'hr' / 'bicubic'), repeatable, best method first",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="label file to write (CSV)")
-    p.add_argument("--metric", action="append", dest="metrics", metavar="NAME", choices=METRICS,
-                   help=f"metric to compute, repeatable: {', '.join(METRICS)} (default: niqe)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        metavar="NAME",
+        choices=METRICS,
+        help=f"metric to compute, repeatable: {', '.join(METRICS)} (default: niqe)",
+    )
     p.add_argument("--patch", type=int, default=296, metavar="N", help="patch side (default 296)")
     p.add_argument("--stride", type=int, default=200, metavar="N", help="patch grid stride (default 200)")
     p.add_argument("--crop-border", type=int, default=4, metavar="N", help="pixels shaved before the metrics (default 4)")
@@ -59,8 +74,10 @@ def summary(table: LabelTable) -> str:
     methods = table.meta["methods"]
     cols = ["sharpness", "rmse", *table.meta["metrics"]]
     names = table.column("method")
-    lines = [f"{len(table)} rows, {len(set(table.column('image')))} images, {len(table) // max(len(methods), 1)} locations",
-             "method".ljust(12) + "".join(c.rjust(12) for c in cols)]
+    lines = [
+        f"{len(table)} rows, {len(set(table.column('image')))} images, {len(table) // max(len(methods), 1)} locations",
+        "method".ljust(12) + "".join(c.rjust(12) for c in cols),
+    ]
     for m in methods:
         sel = names == m
         lines.append(m.ljust(12) + "".join(f"{np.nanmean(table.column(c)[sel]):12.4f}" for c in cols))
@@ -76,9 +93,19 @@ def _body(args: argparse.Namespace) -> int:
         sr[name] = str(source)
     device = None if args.device == "auto" else torch.device(args.device)
     resumed = part_path(args.out).exists()
-    table = build_sr_labels(args.hr, sr, args.out, metrics=args.metrics or ["niqe"], patch_size=args.patch,
-                            stride=args.stride, crop_border=args.crop_border, scale=args.scale,
-                            batch_size=args.batch_size, device=device, progress=not args.no_progress)
+    table = build_sr_labels(
+        args.hr,
+        sr,
+        args.out,
+        metrics=args.metrics or ["niqe"],
+        patch_size=args.patch,
+        stride=args.stride,
+        crop_border=args.crop_border,
+        scale=args.scale,
+        batch_size=args.batch_size,
+        device=device,
+        progress=not args.no_progress,
+    )
     print(f"{args.out}: {'resumed and ' if resumed else ''}done")
     print(summary(table))
     return 0

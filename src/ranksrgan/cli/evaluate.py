@@ -36,16 +36,39 @@ Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing files.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog=PROG, description="Benchmark SR methods as in RankSRGAN's Table 3.",
-                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hr", action="append", required=True, metavar="[NAME=]DIR",
-                   help="HR folder of a test set (repeatable); name = folder name unless NAME= is given")
-    p.add_argument("--lr", action="append", metavar="DIR",
-                   help="LR folder for each --hr, in the same order (default: MATLAB bicubic of the HR)")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH",
-                   help="generator checkpoint to evaluate (repeatable); name = file stem unless NAME= is given")
-    p.add_argument("--sr", action="append", default=[], metavar="[NAME=]DIR",
-                   help="folder of precomputed SR images (repeatable); name = folder name unless NAME= is given")
+    p = CLIParser(
+        prog=PROG,
+        description="Benchmark SR methods as in RankSRGAN's Table 3.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--hr",
+        action="append",
+        required=True,
+        metavar="[NAME=]DIR",
+        help="HR folder of a test set (repeatable); name = folder name unless NAME= is given",
+    )
+    p.add_argument(
+        "--lr",
+        action="append",
+        metavar="DIR",
+        help="LR folder for each --hr, in the same order (default: MATLAB bicubic of the HR)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="generator checkpoint to evaluate (repeatable); name = file stem unless NAME= is given",
+    )
+    p.add_argument(
+        "--sr",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="folder of precomputed SR images (repeatable); name = folder name unless NAME= is given",
+    )
     p.add_argument("--scale", type=int, default=4, help="SR factor (default 4)")
     p.add_argument("--out", type=Path, default=Path("evaluation"), metavar="DIR", help="output folder (default ./evaluation)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda ... (default auto)")
@@ -70,9 +93,18 @@ def _run(args: argparse.Namespace) -> int:
         sets.append(BenchmarkSet(name, path, Path(args.lr[i]) if args.lr is not None else None))
     checkpoints = [split_named(s, "--checkpoint") for s in args.checkpoint]
     srs = [split_named(s, "--sr") for s in args.sr]
-    ev = evaluate(sets, checkpoints, srs, scale=args.scale, device=resolve_device(args.device),
-                  tile=args.tile or None, overlap=args.tile_overlap, ma_model=args.ma_model,
-                  with_pi=True if args.ma_model is not None else None, progress=True)
+    ev = evaluate(
+        sets,
+        checkpoints,
+        srs,
+        scale=args.scale,
+        device=resolve_device(args.device),
+        tile=args.tile or None,
+        overlap=args.tile_overlap,
+        ma_model=args.ma_model,
+        with_pi=True if args.ma_model is not None else None,
+        progress=True,
+    )
     print(format_markdown(ev), end="")
     paths = write_evaluation(ev, args.out)
     print(f"wrote {paths['markdown']}, {paths['summary']}, {paths['per_image']}")

@@ -24,9 +24,12 @@ The generator is traced on a 1×3×64×64 example. Outputs are not clamped to [0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog=PROG, description="Export an SR generator.", epilog=EPILOG,
-                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="generator checkpoint (any layout load_generator reads)")
+    p = CLIParser(
+        prog=PROG, description="Export an SR generator.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, required=True, metavar="PATH", help="generator checkpoint (any layout load_generator reads)"
+    )
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="output file (.pth, .pt or .onnx)")
     p.add_argument("--format", choices=("state_dict", "torchscript", "onnx"), help="output format (default: from the extension)")
     return p

@@ -53,8 +53,13 @@ def center_crop(x: torch.Tensor, size: int, path: Path) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ranker_scores(ranker: torch.nn.Module, methods: Mapping[str, Path], crop: int | None = None,
-                  batch_size: int = 8, device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
+def ranker_scores(
+    ranker: torch.nn.Module,
+    methods: Mapping[str, Path],
+    crop: int | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+) -> dict[str, dict[str, float]]:
     """Ranker score of every image of every method: ``{method: {stem: score}}`` (higher = worse).
 
     Images of equal size are scored together in batches of ``batch_size``.
@@ -94,8 +99,12 @@ def format_summary(scores: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog=PROG, description="Mean / std Ranker score per SR method (does a Ranker separate them?).",
-                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CLIParser(
+        prog=PROG,
+        description="Mean / std Ranker score per SR method (does a Ranker separate them?).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--ranker", required=True, type=Path, metavar="FILE", help="Ranker checkpoint (.ckpt/.pth)")
     p.add_argument("methods", nargs="+", metavar="NAME=DIR", help="folders of images, one per method")
     p.add_argument("--center-crop", type=int, metavar="N", help="score the central NxN crop instead of the whole image")
@@ -125,8 +134,11 @@ def _body(args: argparse.Namespace) -> int:
     scores = ranker_scores(ranker, methods, args.center_crop, args.batch_size, device)
     print(format_summary(scores))
     if args.csv:
-        write_csv(args.csv, ["method", "image", "score"],
-                  [(m, stem, s) for m, by_stem in scores.items() for stem, s in sorted(by_stem.items())])
+        write_csv(
+            args.csv,
+            ["method", "image", "score"],
+            [(m, stem, s) for m, by_stem in scores.items() for stem, s in sorted(by_stem.items())],
+        )
     return 0
 
 

@@ -41,20 +41,31 @@ Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing model/files.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog=PROG, description="Score images with no-reference and full-reference SR metrics.",
-                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CLIParser(
+        prog=PROG,
+        description="Score images with no-reference and full-reference SR metrics.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders of images (not recursive)")
-    p.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
-                   help=f"metric to compute, repeatable: {', '.join(METRICS)} (default: niqe)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        metavar="NAME",
+        help=f"metric to compute, repeatable: {', '.join(METRICS)} (default: niqe)",
+    )
     p.add_argument("--ref", type=Path, metavar="DIR", help="HR reference folder for psnr/ssim, matched by file stem")
     p.add_argument("--crop-border", type=int, default=0, metavar="N", help="pixels shaved per side (default 0)")
-    p.add_argument("--color", choices=("y", "gray"), default="y",
-                   help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray")
+    p.add_argument(
+        "--color", choices=("y", "gray"), default="y", help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray"
+    )
     p.add_argument("--csv", type=Path, metavar="FILE", help="write per-image scores and the mean (atomic)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images of equal size per batch (default 8)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
-    p.add_argument("--ma-model", type=Path, metavar="FILE",
-                   help="Ma model (.mat of the authors' sr-metric release, or converted .npz)")
+    p.add_argument(
+        "--ma-model", type=Path, metavar="FILE", help="Ma model (.mat of the authors' sr-metric release, or converted .npz)"
+    )
     return p
 
 
@@ -80,8 +91,17 @@ def _run(args: argparse.Namespace) -> int:
             need = "/".join(m for m in metrics if METRICS[m].needs_ma)
             raise CLIError(f"metric {need} requires the Ma model: {err}") from None
     files = collect_images(args.paths)
-    records = score_images(files, metrics, ref_dir=args.ref, crop_border=args.crop_border, color=args.color,
-                           batch_size=args.batch_size, device=device, ma_model=ma_model, progress=True)
+    records = score_images(
+        files,
+        metrics,
+        ref_dir=args.ref,
+        crop_border=args.crop_border,
+        color=args.color,
+        batch_size=args.batch_size,
+        device=device,
+        ma_model=ma_model,
+        progress=True,
+    )
     print(format_table(records, metrics))
     if args.csv is not None:
         write_per_image_csv(args.csv, records, ["image", "path"], metrics)

@@ -26,20 +26,30 @@ Only lower-is-better metrics (niqe, pi) are accepted.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog=PROG, description="Upper bounds of model classification and metric rank (RankSRGAN Eq. 10).",
-                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CLIParser(
+        prog=PROG,
+        description="Upper bounds of model classification and metric rank (RankSRGAN Eq. 10).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("csv1", type=Path, metavar="A.csv", help="per-image scores of method 1 (SR1, e.g. SRGAN)")
     p.add_argument("csv2", type=Path, metavar="B.csv", help="per-image scores of method 2 (SR2, e.g. ESRGAN)")
     p.add_argument("--metric", default="niqe", help="lower-is-better metric column (default niqe)")
-    p.add_argument("--names", nargs=2, metavar=("NAME1", "NAME2"),
-                   help="method names (default: file stems); select the method in multi-method CSVs")
+    p.add_argument(
+        "--names",
+        nargs=2,
+        metavar=("NAME1", "NAME2"),
+        help="method names (default: file stems); select the method in multi-method CSVs",
+    )
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
     spec = METRICS.get(args.metric)
     if spec is None:
-        raise CLIError(f"unknown metric {args.metric!r}; choose from {', '.join(m for m in METRICS if not METRICS[m].higher_is_better)}")
+        raise CLIError(
+            f"unknown metric {args.metric!r}; choose from {', '.join(m for m in METRICS if not METRICS[m].higher_is_better)}"
+        )
     if spec.higher_is_better:
         raise CLIError(f"Eq. 10 is defined for lower-is-better metrics; {args.metric} is higher-is-better")
     names = tuple(args.names) if args.names else (args.csv1.stem, args.csv2.stem)
@@ -57,8 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{'mean ' + names[1]:<{w}} {ub.mean2:.4f}")
     print(f"{'UB_MC':<{w}} {ub.ub_mc:.4f}  (model classification: all of {ub.mc_method})")
     print(f"{'UB_MR':<{w}} {ub.ub_mr:.4f}  (metric rank: per-image better of the two)")
-    print(f"{names[0]} better than {names[1]} on {100 * ub.frac1_better:.1f}% of images"
-          f" (ties {100 * ub.frac_tie:.1f}%)")
+    print(f"{names[0]} better than {names[1]} on {100 * ub.frac1_better:.1f}% of images (ties {100 * ub.frac_tie:.1f}%)")
     return 0
 
 

@@ -40,18 +40,36 @@ Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing files.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(prog=PROG, description="Super-resolve images with a RankSRGAN/SRResNet/ESRGAN generator.",
-                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CLIParser(
+        prog=PROG,
+        description="Super-resolve images with a RankSRGAN/SRResNet/ESRGAN generator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images (not recursive)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="OUTDIR", help="output folder (created)")
-    p.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
-                   help="generator: our .ckpt/.pth or a released SRResNet/RankSRGAN/ESRGAN state dict")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="generator: our .ckpt/.pth or a released SRResNet/RankSRGAN/ESRGAN state dict",
+    )
     p.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in LR pixels (default 512; 0 = no tiling)")
-    p.add_argument("--tile-overlap", type=int, default=16, metavar="N",
-                   help="LR pixels of context per tile side, cropped from the output (default 16)")
+    p.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=16,
+        metavar="N",
+        help="LR pixels of context per tile side, cropped from the output (default 16)",
+    )
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
-    p.add_argument("--bit-depth", choices=("auto", "8", "16"), default="auto",
-                   help="PNG bit depth: auto = 16 for 16-bit input, else 8 (default auto)")
+    p.add_argument(
+        "--bit-depth",
+        choices=("auto", "8", "16"),
+        default="auto",
+        help="PNG bit depth: auto = 16 for 16-bit input, else 8 (default auto)",
+    )
     return p
 
 

@@ -141,4 +141,3 @@ class PairedSRDataModule(ImageFolderDataModule):
         if self.val_set is None:
             pairs = load_pairs(self.val_hr, self.val_lr, self.scale)
             self.val_set = WholeImageDataset(pairs[: self.val_max_images] if self.val_max_images else pairs)
-

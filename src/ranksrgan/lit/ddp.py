@@ -23,7 +23,11 @@ class GANDDPStrategy(DDPStrategy):
     strategy_name = "gan_ddp"
 
     def __init__(self, *args, **kwargs) -> None:
-        unsupported = [k for k in ("ddp_comm_hook", "ddp_comm_state", "ddp_comm_wrapper", "model_averaging_period") if kwargs.get(k) is not None]
+        unsupported = [
+            k
+            for k in ("ddp_comm_hook", "ddp_comm_state", "ddp_comm_wrapper", "model_averaging_period")
+            if kwargs.get(k) is not None
+        ]
         if unsupported:
             raise ValueError(f"GANDDPStrategy does not support {', '.join(unsupported)}")
         super().__init__(*args, **kwargs)

@@ -101,18 +101,20 @@ class RankerModule(pl.LightningModule):
         if lr_step < 1:
             raise ValueError(f"lr_step must be >= 1, got {lr_step}")
         # plain Python values only: checkpoints must load with weights_only=True
-        self.save_hyperparameters({
-            "variant": str(variant),
-            "num_features": int(num_features),
-            "loss": str(loss),
-            "margin": float(margin),
-            "score_clamp": None if score_clamp is None else float(score_clamp),
-            "lr": float(lr),
-            "weight_decay": float(weight_decay),
-            "betas": [float(b) for b in betas],
-            "lr_step": int(lr_step),
-            "lr_gamma": float(lr_gamma),
-        })
+        self.save_hyperparameters(
+            {
+                "variant": str(variant),
+                "num_features": int(num_features),
+                "loss": str(loss),
+                "margin": float(margin),
+                "score_clamp": None if score_clamp is None else float(score_clamp),
+                "lr": float(lr),
+                "weight_decay": float(weight_decay),
+                "betas": [float(b) for b in betas],
+                "lr_step": int(lr_step),
+                "lr_gamma": float(lr_gamma),
+            }
+        )
         self.ranker = Ranker(variant=self.hparams.variant, num_features=self.hparams.num_features)
         # validation rows (B×L) gathered over the epoch and across processes; shape kept (no NaN filter)
         self.val_scores = CatMetric(nan_strategy="disable")
@@ -178,8 +180,10 @@ class RankerModule(pl.LightningModule):
         if kind == "WandbLogger":
             import wandb
 
-            logger.experiment.log({f"val/score_hist/{k}": wandb.Histogram(s.cpu().numpy()) for k, s in enumerate(per_level)}
-                                  | {"trainer/global_step": self.global_step})
+            logger.experiment.log(
+                {f"val/score_hist/{k}": wandb.Histogram(s.cpu().numpy()) for k, s in enumerate(per_level)}
+                | {"trainer/global_step": self.global_step}
+            )
         elif kind == "TensorBoardLogger":
             for k, s in enumerate(per_level):
                 logger.experiment.add_histogram(f"val/score_hist/{k}", s.cpu(), self.global_step)

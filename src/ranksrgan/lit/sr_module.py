@@ -186,7 +186,10 @@ class SRModule(pl.LightningModule):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         if self.hparams.channels_last and self.training:
-            batch = {k: v.contiguous(memory_format=torch.channels_last) if torch.is_tensor(v) and v.dim() == 4 else v for k, v in batch.items()}
+            batch = {
+                k: v.contiguous(memory_format=torch.channels_last) if torch.is_tensor(v) and v.dim() == 4 else v
+                for k, v in batch.items()
+            }
         return batch
 
     # ------------------------------------------------------------------ optimisation
@@ -314,7 +317,12 @@ class SRModule(pl.LightningModule):
         safe = str(name).replace("/", "_")
         logger = self.logger
         if logger is not None and hasattr(logger, "log_image"):
-            logger.log_image(key=f"val/{safe}", images=[strip], caption=[f"bicubic | SR | HR  (iteration {self.iteration})"], step=self.global_step)
+            logger.log_image(
+                key=f"val/{safe}",
+                images=[strip],
+                caption=[f"bicubic | SR | HR  (iteration {self.iteration})"],
+                step=self.global_step,
+            )
         root = Path(self.trainer.default_root_dir) if self.trainer is not None else Path(".")
         if self.trainer is None or self.trainer.is_global_zero:
             write_image(root / "samples" / f"{safe}_it{self.iteration:07d}.png", strip)

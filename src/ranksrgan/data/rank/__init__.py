@@ -168,7 +168,6 @@ def check_levels(values: Sequence[float], name: str) -> list[float]:
     return values
 
 
-
 def _window_sharpness(img: np.ndarray, windows: Sequence[tuple[int, int]], patch: int) -> np.ndarray:
     from ranksrgan.data.rank.labels import sharpness
 
@@ -200,8 +199,7 @@ def random_window(img: np.ndarray, patch: int, min_sharpness: float = 0.0, tries
     return best
 
 
-def val_windows(img: np.ndarray, patch: int, max_windows: int, seed: int, min_sharpness: float = 0.0
-                ) -> list[tuple[int, int]]:
+def val_windows(img: np.ndarray, patch: int, max_windows: int, seed: int, min_sharpness: float = 0.0) -> list[tuple[int, int]]:
     """Fixed validation windows of an ``H×W×3`` image: the non-overlapping grid (stride =
     ``patch``) without windows below ``min_sharpness``, at most ``max_windows`` of them (a
     subset drawn with ``seed``, kept in raster order)."""

@@ -47,8 +47,17 @@ from ranksrgan.ops.color import quantize_uint8
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LEVELS", "KINDS", "blur_kernel_size", "gaussian_blur", "gaussian_noise", "distort",
-           "HRPatchDataset", "HRWindowDataset", "DistortionRankDataModule"]
+__all__ = [
+    "DEFAULT_LEVELS",
+    "KINDS",
+    "blur_kernel_size",
+    "gaussian_blur",
+    "gaussian_noise",
+    "distort",
+    "HRPatchDataset",
+    "HRWindowDataset",
+    "DistortionRankDataModule",
+]
 
 DEFAULT_LEVELS = {"blur": (0.1, 2.0, 4.0), "noise": (1.0, 15.0, 30.0)}
 KINDS = tuple(DEFAULT_LEVELS)
@@ -108,9 +117,22 @@ class HRPatchDataset(Dataset):
         min_sharpness: skip windows flatter than this (see :func:`ranksrgan.data.rank.random_window`).
     """
 
-    def __init__(self, images: Sequence[np.ndarray], num_levels: int, patch_size: int, length: int, augment: bool = True,
-                 min_sharpness: float = 0.0) -> None:
-        self.images, self.num_levels, self.patch_size, self.length, self.augment = list(images), num_levels, patch_size, length, augment
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        num_levels: int,
+        patch_size: int,
+        length: int,
+        augment: bool = True,
+        min_sharpness: float = 0.0,
+    ) -> None:
+        self.images, self.num_levels, self.patch_size, self.length, self.augment = (
+            list(images),
+            num_levels,
+            patch_size,
+            length,
+            augment,
+        )
         self.min_sharpness = min_sharpness
 
     def __len__(self) -> int:
@@ -143,11 +165,15 @@ class HRWindowDataset(Dataset):
         min_sharpness: leave out windows flatter than this.
     """
 
-    def __init__(self, images: Sequence[np.ndarray], patch_size: int, windows_per_image: int, seed: int = 0,
-                 min_sharpness: float = 0.0) -> None:
+    def __init__(
+        self, images: Sequence[np.ndarray], patch_size: int, windows_per_image: int, seed: int = 0, min_sharpness: float = 0.0
+    ) -> None:
         self.images, self.patch_size, self.seed = list(images), patch_size, seed
-        self.items = [(i, y, x) for i, img in enumerate(self.images)
-                      for (y, x) in val_windows(img, patch_size, windows_per_image, seed + i, min_sharpness)]
+        self.items = [
+            (i, y, x)
+            for i, img in enumerate(self.images)
+            for (y, x) in val_windows(img, patch_size, windows_per_image, seed + i, min_sharpness)
+        ]
         if not self.items:
             raise ValueError(f"no validation window of {patch_size}x{patch_size} fits the validation images")
 
@@ -227,11 +253,17 @@ class DistortionRankDataModule(ImageFolderDataModule):
             return
         train = [img.array for img in load_folders(self.train_hr, min_size=self.patch_size)]
         val = [img.array for img in load_folders(self.val_hr)]
-        self.train_set = HRPatchDataset(train, len(self.levels), self.patch_size, self.patches_per_epoch, self.augment,
-                                        self.min_sharpness)
+        self.train_set = HRPatchDataset(
+            train, len(self.levels), self.patch_size, self.patches_per_epoch, self.augment, self.min_sharpness
+        )
         self.val_set = HRWindowDataset(val, self.patch_size, self.val_windows_per_image, self.seed, self.min_sharpness)
-        log.info("%s rank set: %d train images, %d validation windows, levels %s", self.kind, len(train),
-                 len(self.val_set), self.levels)
+        log.info(
+            "%s rank set: %d train images, %d validation windows, levels %s",
+            self.kind,
+            len(train),
+            len(self.val_set),
+            self.levels,
+        )
 
     # ------------------------------------------------------------------ batched distortion
 

@@ -47,8 +47,7 @@ from ranksrgan.ops.color import quantize_uint8
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LAMBDAS", "interpolate", "make_sr_images", "InterpPairDataset", "InterpTupleDataset",
-           "InterpRankDataModule"]
+__all__ = ["DEFAULT_LAMBDAS", "interpolate", "make_sr_images", "InterpPairDataset", "InterpTupleDataset", "InterpRankDataModule"]
 
 DEFAULT_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
@@ -70,8 +69,9 @@ def _generator_sr(generator: torch.nn.Module, hr: np.ndarray, scale: int, device
     return np.ascontiguousarray(torch.round(out * 255).byte().permute(1, 2, 0).cpu().numpy())
 
 
-def make_sr_images(images: Sequence[DecodedImage], sr: str, scale: int, device: str | torch.device | None = None
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_sr_images(
+    images: Sequence[DecodedImage], sr: str, scale: int, device: str | torch.device | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(hr, sr)]`` arrays of one size per HR image, from the SR source ``sr`` (module docstring).
 
     Raises FileNotFoundError for a missing source or SR file, ImageReadError naming the file for
@@ -106,8 +106,10 @@ def make_sr_images(images: Sequence[DecodedImage], sr: str, scale: int, device: 
         h, w = img.array.shape[:2]
         mh, mw = h - h % scale, w - w % scale
         if up.shape[:2] not in ((h, w), (mh, mw)):
-            raise ImageReadError(f"{sr_path}: SR image is {up.shape[0]}x{up.shape[1]} but HR {img.path} is {h}x{w} "
-                                 f"(expected {h}x{w} or {mh}x{mw} at x{scale})")
+            raise ImageReadError(
+                f"{sr_path}: SR image is {up.shape[0]}x{up.shape[1]} but HR {img.path} is {h}x{w} "
+                f"(expected {h}x{w} or {mh}x{mw} at x{scale})"
+            )
         if up.dtype != img.array.dtype:
             levels = 65535.0 if img.array.dtype == np.uint16 else 255.0
             up = np.floor(to_tensor(up).permute(1, 2, 0).numpy() * levels + 0.5).astype(img.array.dtype)
@@ -127,8 +129,15 @@ class InterpPairDataset(Dataset):
         min_sharpness: avoid HR windows flatter than this (:func:`ranksrgan.data.rank.random_window`).
     """
 
-    def __init__(self, pairs: list[tuple[np.ndarray, np.ndarray]], lambdas: Sequence[float], patch_size: int,
-                 length: int, augment: bool = True, min_sharpness: float = 0.0) -> None:
+    def __init__(
+        self,
+        pairs: list[tuple[np.ndarray, np.ndarray]],
+        lambdas: Sequence[float],
+        patch_size: int,
+        length: int,
+        augment: bool = True,
+        min_sharpness: float = 0.0,
+    ) -> None:
         for hr, _ in pairs:
             if min(hr.shape[:2]) < patch_size:
                 raise ValueError(f"an image of {hr.shape[0]}x{hr.shape[1]} is smaller than patch_size {patch_size}")
@@ -164,11 +173,21 @@ class InterpTupleDataset(Dataset):
         min_sharpness: leave out HR windows flatter than this.
     """
 
-    def __init__(self, pairs: list[tuple[np.ndarray, np.ndarray]], lambdas: Sequence[float], patch_size: int,
-                 windows_per_image: int, seed: int = 0, min_sharpness: float = 0.0) -> None:
+    def __init__(
+        self,
+        pairs: list[tuple[np.ndarray, np.ndarray]],
+        lambdas: Sequence[float],
+        patch_size: int,
+        windows_per_image: int,
+        seed: int = 0,
+        min_sharpness: float = 0.0,
+    ) -> None:
         self.pairs, self.lambdas, self.patch_size = pairs, torch.tensor(list(lambdas)), patch_size
-        self.items = [(i, y, x) for i, (hr, _) in enumerate(pairs)
-                      for (y, x) in val_windows(hr, patch_size, windows_per_image, seed + i, min_sharpness)]
+        self.items = [
+            (i, y, x)
+            for i, (hr, _) in enumerate(pairs)
+            for (y, x) in val_windows(hr, patch_size, windows_per_image, seed + i, min_sharpness)
+        ]
         if not self.items:
             raise ValueError(f"no validation window of {patch_size}x{patch_size} fits the validation images")
 
@@ -241,9 +260,10 @@ class InterpRankDataModule(ImageFolderDataModule):
             return
         train = make_sr_images(load_folders(self.train_hr, min_size=self.patch_size), self.sr, self.scale)
         val = make_sr_images(load_folders(self.val_hr), self.sr, self.scale)
-        self.train_set = InterpPairDataset(train, self.lambdas, self.patch_size, self.patches_per_epoch, self.augment,
-                                           self.min_sharpness)
-        self.val_set = InterpTupleDataset(val, self.lambdas, self.patch_size, self.val_windows_per_image, self.seed,
-                                          self.min_sharpness)
+        self.train_set = InterpPairDataset(
+            train, self.lambdas, self.patch_size, self.patches_per_epoch, self.augment, self.min_sharpness
+        )
+        self.val_set = InterpTupleDataset(
+            val, self.lambdas, self.patch_size, self.val_windows_per_image, self.seed, self.min_sharpness
+        )
         log.info("interp rank set: %d train images, %d validation windows (SR: %s)", len(train), len(self.val_set), self.sr)
-

@@ -107,7 +107,9 @@ def check_sources(hr: str | os.PathLike, sr: Mapping[str, str]) -> tuple[list[Pa
             if missing:
                 parts.append(f"missing {len(missing)} ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})")
             if extra:
-                parts.append(f"extra {len(extra)} ({', '.join(files[s].name for s in extra[:5])}{', ...' if len(extra) > 5 else ''})")
+                parts.append(
+                    f"extra {len(extra)} ({', '.join(files[s].name for s in extra[:5])}{', ...' if len(extra) > 5 else ''})"
+                )
             raise ValueError(f"sr method {name!r} folder {source}: file set differs from HR folder {hr}: {'; '.join(parts)}")
         by_source[name] = files
     return hr_files, by_source
@@ -204,8 +206,10 @@ def build_sr_labels(
         if m not in METRICS:
             raise ValueError(f"metrics: unknown metric {m!r}; choose from {METRICS} (rmse and sharpness are always computed)")
     if patch_size < 32 or stride < 1 or batch_size < 1 or scale < 1 or crop_border < 0:
-        raise ValueError(f"bad sizes: patch_size={patch_size} (>= 32), stride={stride}, batch_size={batch_size}, "
-                         f"scale={scale}, crop_border={crop_border}")
+        raise ValueError(
+            f"bad sizes: patch_size={patch_size} (>= 32), stride={stride}, batch_size={batch_size}, "
+            f"scale={scale}, crop_border={crop_border}"
+        )
     sources = _normalise_sources(sr)
     meta = {
         "format": LABEL_FORMAT,
@@ -360,7 +364,9 @@ class SRPairDataset(Dataset):
         augment: random flips and transpose.
     """
 
-    def __init__(self, images: Mapping[str, list[np.ndarray]], locations: list[Location], patch_size: int, augment: bool = True) -> None:
+    def __init__(
+        self, images: Mapping[str, list[np.ndarray]], locations: list[Location], patch_size: int, augment: bool = True
+    ) -> None:
         if not locations:
             raise ValueError("no locations on this side of the split (check min_sharpness, min_gap, val_fraction)")
         self.images, self.locations, self.patch_size, self.augment = images, locations, patch_size, augment
@@ -466,9 +472,17 @@ class SRRankDataModule(ImageFolderDataModule):
         super().prepare_data()
         if self.hr is not None:
             metrics = [m for m in parse_metric_spec(self.metric) if m != "rmse"]
-            build_sr_labels(self.hr, self.sr, self.labels, metrics=metrics, patch_size=self.patch_size,
-                            stride=self.stride, crop_border=self.crop_border, scale=self.scale,
-                            batch_size=self.label_batch_size)
+            build_sr_labels(
+                self.hr,
+                self.sr,
+                self.labels,
+                metrics=metrics,
+                patch_size=self.patch_size,
+                stride=self.stride,
+                crop_border=self.crop_border,
+                scale=self.scale,
+                batch_size=self.label_batch_size,
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -476,11 +490,13 @@ class SRRankDataModule(ImageFolderDataModule):
         table = read_labels(self.labels)
         if table.meta["patch_size"] != self.patch_size:
             raise ValueError(f"{self.labels}: built with patch_size {table.meta['patch_size']}, not {self.patch_size}")
-        locations = select_locations(table, self.metric, self.label_mode, self.min_sharpness, self.min_gap,
-                                     self.max_patches_per_image, self.seed)
+        locations = select_locations(
+            table, self.metric, self.label_mode, self.min_sharpness, self.min_gap, self.max_patches_per_image, self.seed
+        )
         if not locations:
-            raise ValueError(f"{self.labels}: no location passes the filters (min_sharpness={self.min_sharpness}, "
-                             f"min_gap={self.min_gap})")
+            raise ValueError(
+                f"{self.labels}: no location passes the filters (min_sharpness={self.min_sharpness}, min_gap={self.min_gap})"
+            )
         train_names, val_names = split_by_image([loc.image for loc in locations], self.val_fraction, self.seed)
         sources = {m: table.meta["sr"][m] for m in table.meta["methods"]}  # method order (JSON sorts keys)
         hr_files, files = check_sources(table.meta["hr"], sources)
@@ -488,9 +504,14 @@ class SRRankDataModule(ImageFolderDataModule):
         images = {}
         for name in sorted(train_names | val_names):  # decoded once, shared by both datasets
             _, images[name] = load_levels(by_stem[name], sources, files, table.meta["scale"])
-        self.train_set = SRPairDataset(images, [loc for loc in locations if loc.image in train_names],
-                                       self.patch_size, self.augment)
+        self.train_set = SRPairDataset(
+            images, [loc for loc in locations if loc.image in train_names], self.patch_size, self.augment
+        )
         self.val_set = SRTupleDataset(images, [loc for loc in locations if loc.image in val_names], self.patch_size)
-        log.info("sr rank set: %d train / %d val locations from %d / %d images", len(self.train_set),
-                 len(self.val_set), len(train_names), len(val_names))
-
+        log.info(
+            "sr rank set: %d train / %d val locations from %d / %d images",
+            len(self.train_set),
+            len(self.val_set),
+            len(train_names),
+            len(val_names),
+        )
