@@ -47,28 +47,8 @@ def demo_root(tmp_path_factory) -> Path:
     return root
 
 
-# The demo pipeline shrunk to seconds: 2-3 steps per stage, tiny networks, tiny patches.
-TINY_PIPELINE = [
-    "experiment=demo",
-    "logger=csv",
-    "ranker.max_steps=3",
-    "ranker.val_check_interval=3",
-    "ranker.datamodule.patch_size=32",
-    "ranker.datamodule.batch_size=4",
-    "ranker.datamodule.num_workers=0",
-    "ranker.module.num_features=4",
-    "gan.max_steps=2",
-    "gan.val_check_interval=2",
-    'gan.pretrained_overrides=["gan.max_steps=2","gan.val_check_interval=2"]',
-    "gan.module.generator.kwargs.num_features=8",
-    "gan.module.generator.kwargs.num_blocks=1",
-    "gan.module.perceptual.layer=conv1_2",
-    "gan.module.discriminator.kwargs.num_features=4",
-    "data.hr_patch_size=32",
-    "data.batch_size=2",
-    "data.num_workers=0",
-    "data.val_max_images=1",
-]
+# The demo pipeline shrunk to seconds (conf/experiment/smoke.yaml), plus a tiny discriminator.
+TINY_PIPELINE = ["experiment=smoke", "gan.module.discriminator.kwargs.num_features=4"]
 
 
 @pytest.fixture(scope="session")

@@ -81,3 +81,27 @@ def test_tiny_pipeline_end_to_end_then_reuse(tiny_run):
         mtimes = {n: Path(p).stat().st_mtime_ns for n, p in result["stages"].items()}
         again = pipeline.run(cfg, overrides)
     assert {n: Path(p).stat().st_mtime_ns for n, p in again["stages"].items()} == mtimes
+
+
+def test_optuna_sweep_in_memory_trains_each_ranker_once(tiny_run):
+    """`-m hparams_search=gan_weights_optuna`: an in-memory Optuna study over the GAN loss
+    weights; every trial reuses the Rankers and SRResNet of the earlier run."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg, overrides, _ = tiny_run
+    before = pipeline.stored_stages(cfg.paths.store)
+    args = [sys.executable, "train.py", "-m", "hparams_search=gan_weights_optuna", "hydra.sweeper.n_trials=2", *overrides]
+    proc = subprocess.run(args, cwd=Path(CONF).parent, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = pipeline.stored_stages(cfg.paths.store)
+    count = lambda records, name: sum(r["name"] == name for r in records)  # noqa: E731
+    for name in ("blur", "interp", "srresnet"):
+        assert count(after, name) == count(before, name) == 1
+    assert count(after, "rankrbri") == count(before, "rankrbri") + 2
+    results = list(Path(cfg.paths.root, "multiruns").rglob("optimization_results.yaml"))
+    assert len(results) == 1
+    best = yaml.safe_load(results[0].read_text())
+    assert best["name"] == "optuna" and "best_value" in best and set(best["best_params"]) >= {"gan.rankers.0.weight"}

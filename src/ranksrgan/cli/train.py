@@ -6,6 +6,7 @@ Thin: config discovery, logging and printing. The stage logic is :mod:`ranksrgan
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
@@ -35,9 +36,16 @@ def train(cfg: DictConfig) -> float | None:
     result = pipeline.run(cfg, overrides)
     print(pipeline.summary(cfg, result))
     final = result["final"]
-    monitor = (final.cfg.ranker if final.kind == "ranker" else final.cfg.gan).monitor
-    value = result["metrics"].get(monitor)
-    return float(value) if value is not None else None
+    section = final.cfg.ranker if final.kind == "ranker" else final.cfg.gan
+    value = result["metrics"].get(f"best/{section.monitor}", result["metrics"].get(section.monitor))
+    if value is None:
+        return None
+    if math.isnan(value):
+        # A sweep must rank a diverged trial last rather than stop the whole study.
+        worst = float("-inf") if section.get("monitor_mode", "max") == "max" else float("inf")
+        log.warning("%s is NaN for %s; returning %s to the sweeper", section.monitor, final.name, worst)
+        return worst
+    return float(value)
 
 
 # Lightning messages that are expected here and only add noise: frozen VGG/Rankers are in eval
