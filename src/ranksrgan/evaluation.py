@@ -23,14 +23,12 @@ Polarity: NIQE, PI lower = better; Ma, PSNR, SSIM higher = better.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io as _io
 import math
-import sys
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ranksrgan.io import READ_EXTENSIONS, ImageReadError, atomic_write_bytes, decode_image, list_images, to_tensor
+from ranksrgan.io import ImageReadError, atomic_write_bytes, decode_image, list_images, to_tensor
 from ranksrgan.metrics.fidelity import psnr_y, ssim_y
 from ranksrgan.metrics.niqe import niqe
 from ranksrgan.ops.color import quantize_uint8
@@ -48,11 +46,6 @@ __all__ = [
     "MEAN_ROW",
     "METRICS",
     "MetricSpec",
-    "CLIError",
-    "CLIParser",
-    "run_cli",
-    "split_named",
-    "collect_images",
     "score_batch",
     "warn_nan",
     "score_images",
@@ -71,99 +64,6 @@ __all__ = [
 
 #: ``image`` value of the summary rows of a per-image CSV.
 MEAN_ROW = "<mean>"
-
-
-# =============================================================================== CLI plumbing
-
-
-class CLIError(ValueError):
-    """A usage error (bad argument combination) reported as one line; ``code`` is the exit status.
-
-    A ``ValueError``, so Python callers of the library functions that raise it can catch it as such.
-    """
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class CLIParser(argparse.ArgumentParser):
-    """``ArgumentParser`` whose usage errors raise :class:`CLIError` instead of exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise CLIError(message, 2)
-
-
-def run_cli(
-    prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv: Sequence[str] | None
-) -> int:
-    """Parse ``argv`` and run ``body``; every expected failure becomes one stderr line.
-
-    Exit codes: 0 success; 1 bad input data (unreadable image, size mismatch, NaN values ...);
-    2 bad command line or missing/unusable files named on it (unknown metric, missing
-    checkpoint or Ma model). ``--help`` exits 0 through argparse as usual.
-    """
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"{prog}: warning: {message}", file=sys.stderr)
-
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = show
-            args = parser.parse_args(argv)
-            return body(args)
-    except CLIError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return err.code
-    except (FileNotFoundError, ImageReadError, ValueError, OSError) as err:
-        code = 1 if isinstance(err, ImageReadError) else 2 if isinstance(err, FileNotFoundError) else 1
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        return code
-    except (MemoryError, torch.OutOfMemoryError):
-        print(f"{prog}: error: out of memory; use a smaller --tile / --batch-size or another device", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-
-
-def split_named(spec: str, what: str) -> tuple[str, Path]:
-    """``"NAME=PATH"`` -> ``(NAME, PATH)``; a plain ``"PATH"`` -> ``(folder name or file stem, PATH)``.
-
-    The text is split at the first ``=`` only when the part before it is non-empty and holds no
-    path separator (so ``dir=x/file`` is a name, ``a/b=c`` is a path).
-    """
-    name, sep, rest = spec.partition("=")
-    if sep and name and "/" not in name and "\\" not in name and not Path(spec).exists():
-        if not rest:
-            raise CLIError(f"{what} {spec!r}: empty path after '='")
-        return name, Path(rest)
-    path = Path(spec)
-    return (path.name if path.is_dir() else path.stem) or str(path), path
-
-
-def collect_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Image files from files and folders (folders: their images, sorted, not recursive).
-
-    Raises:
-        FileNotFoundError: a path does not exist, or a folder holds no images.
-        ImageReadError: a file argument does not have an image extension.
-    """
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                raise FileNotFoundError(f"{p}: folder holds no images ({', '.join(READ_EXTENSIONS)})")
-            files.extend(found)
-        elif p.is_file():
-            if p.suffix.lower() not in READ_EXTENSIONS:
-                raise ImageReadError(f"{p}: not an image file (expected one of {', '.join(READ_EXTENSIONS)})")
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    return files
 
 
 # =============================================================================== metrics
@@ -314,15 +214,15 @@ def score_images(
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise CLIError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     if batch_size < 1:
-        raise CLIError(f"--batch-size must be >= 1, got {batch_size}")
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     full_ref = any(METRICS[m].full_reference for m in metrics)
     refs: dict[str, Path] = {}
     if full_ref:
         if ref_dir is None:
             need = ", ".join(m for m in metrics if METRICS[m].full_reference)
-            raise CLIError(f"metric {need} requires reference images: pass --ref HR_FOLDER")
+            raise ValueError(f"metric {need} requires reference images: pass --ref HR_FOLDER")
         refs = {p.stem: p for p in list_images(ref_dir)}
         for f in files:
             if f.stem not in refs:
@@ -704,13 +604,13 @@ def evaluate(
     names = ["Bicubic"] + [n for n, _ in checkpoints] + [n for n, _ in sr_dirs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise CLIError(f"method name {dup[0]!r} is used twice (Bicubic is reserved); name methods with NAME=PATH")
+        raise ValueError(f"method name {dup[0]!r} is used twice (Bicubic is reserved); name methods with NAME=PATH")
     set_names = [t.name for t in test_sets]
     dup = sorted({n for n in set_names if set_names.count(n) > 1})
     if dup:
-        raise CLIError(f"test set name {dup[0]!r} is used twice; name sets with NAME=DIR")
+        raise ValueError(f"test set name {dup[0]!r} is used twice; name sets with NAME=DIR")
     if not test_sets:
-        raise CLIError("no test set given (--hr)")
+        raise ValueError("no test set given (--hr)")
     for t in test_sets:
         for d in (t.hr_dir, t.lr_dir):
             if d is not None and not d.is_dir():

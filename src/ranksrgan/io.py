@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -155,3 +155,26 @@ def write_image(path: str | os.PathLike, x: torch.Tensor, bit_depth: int = 8) ->
     if not ok:
         raise ValueError(f"{path}: encoding failed")
     atomic_write_bytes(path, buf.tobytes())
+
+
+def collect_images(paths: Iterable[str | Path]) -> list[Path]:
+    """Image files from files and folders (folders: their images, sorted, not recursive).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no images.
+        ImageReadError: a file argument does not have an image extension.
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise FileNotFoundError(f"{p}: folder holds no images ({', '.join(READ_EXTENSIONS)})")
+            files.extend(found)
+        elif p.is_file():
+            if p.suffix.lower() not in READ_EXTENSIONS:
+                raise ImageReadError(f"{p}: not an image file (expected one of {', '.join(READ_EXTENSIONS)})")
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return files

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ranksrgan.cli.common import CLIError, CLIParser, run_cli, split_named
 from ranksrgan.data.rank.labels import METRICS, LabelTable, part_path
 from ranksrgan.data.rank.sr import build_sr_labels
-from ranksrgan.evaluation import CLIError, CLIParser, run_cli, split_named
 
 PROG = "ranksrgan-build-rankset"
 

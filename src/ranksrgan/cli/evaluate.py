@@ -9,16 +9,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.evaluation import (
-    BenchmarkSet,
-    CLIError,
-    CLIParser,
-    evaluate,
-    format_markdown,
-    run_cli,
-    split_named,
-    write_evaluation,
-)
+from ranksrgan.cli.common import CLIError, CLIParser, run_cli, split_named
+from ranksrgan.evaluation import BenchmarkSet, evaluate, format_markdown, write_evaluation
 
 PROG = "ranksrgan-evaluate"
 
@@ -93,6 +85,11 @@ def _run(args: argparse.Namespace) -> int:
         sets.append(BenchmarkSet(name, path, Path(args.lr[i]) if args.lr is not None else None))
     checkpoints = [split_named(s, "--checkpoint") for s in args.checkpoint]
     srs = [split_named(s, "--sr") for s in args.sr]
+    names = ["Bicubic"] + [n for n, _ in checkpoints + srs]
+    for what, seen in (("method", names), ("test set", [t.name for t in sets])):
+        dup = sorted({n for n in seen if seen.count(n) > 1})
+        if dup:
+            raise CLIError(f"{what} name {dup[0]!r} is used twice (Bicubic is reserved); name them with NAME=PATH")
     ev = evaluate(
         sets,
         checkpoints,

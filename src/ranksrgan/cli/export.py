@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.evaluation import CLIError, CLIParser, run_cli
+from ranksrgan.cli.common import CLIError, CLIParser, run_cli
 
 PROG = "ranksrgan-export"
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ranksrgan.evaluation import CLIError, CLIParser, run_cli, split_named, write_csv
+from ranksrgan.cli.common import CLIError, CLIParser, run_cli, split_named
+from ranksrgan.evaluation import write_csv
 from ranksrgan.io import list_images, read_image
 
 PROG = "ranksrgan-rank100"

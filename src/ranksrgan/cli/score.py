@@ -9,16 +9,9 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.evaluation import (
-    METRICS,
-    CLIError,
-    CLIParser,
-    collect_images,
-    format_table,
-    run_cli,
-    score_images,
-    write_per_image_csv,
-)
+from ranksrgan.cli.common import CLIError, CLIParser, run_cli
+from ranksrgan.evaluation import METRICS, format_table, score_images, write_per_image_csv
+from ranksrgan.io import collect_images
 
 PROG = "ranksrgan-score"
 
@@ -80,6 +73,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"--crop-border must be >= 0, got {args.crop_border}")
     if args.ref is not None and not args.ref.is_dir():
         raise CLIError(f"--ref {args.ref}: no such folder")
+    if args.ref is None and any(METRICS[m].full_reference for m in metrics):
+        need = "/".join(m for m in metrics if METRICS[m].full_reference)
+        raise CLIError(f"metric {need} requires reference images: pass --ref HR_FOLDER")
     device = resolve_device(args.device)
     ma_model = None
     if any(METRICS[m].needs_ma for m in metrics):

@@ -9,7 +9,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.evaluation import METRICS, CLIError, CLIParser, read_per_image_csv, run_cli, upper_bounds
+from ranksrgan.cli.common import CLIError, CLIParser, run_cli
+from ranksrgan.evaluation import METRICS, read_per_image_csv, upper_bounds
 
 PROG = "ranksrgan-upper-bound"
 

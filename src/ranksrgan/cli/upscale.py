@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ranksrgan.evaluation import CLIError, CLIParser, collect_images, run_cli
+from ranksrgan.cli.common import CLIError, CLIParser, run_cli
+from ranksrgan.io import collect_images
 
 PROG = "ranksrgan-upscale"
 
