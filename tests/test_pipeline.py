@@ -105,3 +105,22 @@ def test_optuna_sweep_in_memory_trains_each_ranker_once(tiny_run):
     assert len(results) == 1
     best = yaml.safe_load(results[0].read_text())
     assert best["name"] == "optuna" and "best_value" in best and set(best["best_params"]) >= {"gan.rankers.0.weight"}
+
+
+@pytest.mark.parametrize(
+    ("env", "primary"),
+    [
+        ({}, True),
+        ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True),
+        ({"LOCAL_RANK": "1"}, False),
+        ({"SLURM_PROCID": "3"}, False),
+        ({"RANK": "2"}, False),
+    ],
+)
+def test_only_the_primary_process_takes_stage_locks(monkeypatch, env, primary):
+    """Non-zero DDP ranks re-run the command; they must not wait for rank 0's stage lock."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert pipeline.is_primary_process() is primary

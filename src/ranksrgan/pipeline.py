@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,20 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK")
+
+
+def is_primary_process() -> bool:
+    """True unless this process is a non-zero rank of a distributed run.
+
+    Lightning's DDP launcher re-runs the whole command for ranks > 0 (with ``LOCAL_RANK`` set);
+    SLURM starts every task itself (``SLURM_PROCID``). Only the primary process takes the stage
+    lock: the other ranks must reach ``trainer.fit`` to join the process group, or rank 0 would
+    wait for them forever while they wait for its lock.
+    """
+    return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
+
+
 def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
     kind = cfg.logger.kind
     if kind == "wandb":
@@ -240,7 +254,8 @@ def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path]) -> Path:
 
     store = Path(cfg.paths.store)
     artifact = stage.artifact(store)
-    with _locked(store / "locks" / f"{stage.name}-{stage.key}.lock"):
+    lock = _locked(store / "locks" / f"{stage.name}-{stage.key}.lock") if is_primary_process() else nullcontext()
+    with lock:
         if cfg.reuse_stages and artifact.exists():
             log.info("reusing %s %s: %s", stage.kind, stage.name, artifact)
             return artifact

@@ -34,7 +34,8 @@ def train(cfg: DictConfig) -> float | None:
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     result = pipeline.run(cfg, overrides)
-    print(pipeline.summary(cfg, result))
+    if pipeline.is_primary_process():  # the other DDP ranks would print the same table again
+        print(pipeline.summary(cfg, result))
     final = result["final"]
     section = final.cfg.ranker if final.kind == "ranker" else final.cfg.gan
     value = result["metrics"].get(f"best/{section.monitor}", result["metrics"].get(section.monitor))
