@@ -3,6 +3,7 @@ LIVE code, batching/dtype/device invariance, edge cases and the torchmetrics cla
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from pathlib import Path
@@ -253,3 +254,36 @@ def test_cpu_and_cuda_agree():
     if ref.is_file():
         img = _load_png(ref).cuda()
         assert float(niqe(img, color="gray")) == pytest.approx(3.65492152353770, rel=1e-5)
+
+
+# ------------------------------------------------------------------ implementation invariants
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_luminance_is_bitwise_the_rounded_color_conversion(dtype):
+    from ranksrgan.metrics.niqe import _luminance_255
+    from ranksrgan.ops import rgb_to_y
+
+    g = torch.Generator().manual_seed(11)
+    grid = torch.randint(0, 256, (2, 3, 40, 50), generator=g).double() / 255  # 8-bit images
+    smooth = torch.rand(2, 3, 40, 50, generator=g, dtype=torch.float64)  # any [0, 1] value
+    for x in (grid.to(dtype), smooth.to(dtype)):
+        xd = x.double()
+        assert torch.equal(_luminance_255(x, "y"), (quantize_uint8(rgb_to_y(xd)) * 255)[:, 0])
+        assert torch.equal(_luminance_255(x, "gray"), (quantize_uint8(rgb_to_gray(xd)) * 255)[:, 0])
+        assert torch.equal(_luminance_255(x[:, :1], "y"), (quantize_uint8(xd[:, :1]) * 255)[:, 0])
+
+
+def test_work_buffers_and_strip_sizes_do_not_change_results(monkeypatch):
+    niqe_module = importlib.import_module("ranksrgan.metrics.niqe")  # the module, not the function
+    a, b = _noise_image(2, 192, 288, seed=12), _noise_image(1, 288, 192, seed=13)
+    first_a, first_b = niqe(a), niqe(b)
+    assert torch.equal(niqe(a), first_a)  # buffers reused at the same size
+    niqe_module.release_work_buffers()
+    # One block row per chunk, 8-row filter strips and nothing kept: same bits.
+    monkeypatch.setattr(niqe_module, "_CHUNK_PIXELS", 1)
+    monkeypatch.setattr(niqe_module, "_STRIP_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(niqe_module._WORK, "max_bytes", 0)
+    assert torch.equal(niqe(b), first_b)
+    assert torch.equal(niqe(a), first_a)
+    assert niqe_module._WORK.kept_bytes() == 0

@@ -126,3 +126,66 @@ def test_mod_crop():
 def test_cuda_matches_cpu():
     x = torch.rand(2, 3, 40, 52, dtype=torch.float64)
     assert torch.allclose(imresize(x.cuda(), 0.25).cpu(), imresize(x, 0.25), atol=1e-12)
+
+
+def _gathered_resize(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Rows then columns, every tap gathered with its per-pixel weight column (no strided views,
+    no shared scalars), accumulated in the order and with the operations imresize uses."""
+    from ranksrgan.ops.resize import _contributions
+
+    for dim in (-2, -1):
+        x = x.transpose(-1, -2) if dim == -1 else x
+        n = x.shape[-2]
+        idx, w = _contributions(n, math.ceil(n * scale - 1e-9), scale, True)
+        k = torch.remainder(idx, 2 * n)
+        idx = torch.where(k < n, k, 2 * n - 1 - k)
+        out = x.index_select(-2, idx[:, 0]) * w[:, :1]
+        for t in range(1, idx.shape[1]):
+            out.addcmul_(x.index_select(-2, idx[:, t]), w[:, t : t + 1])
+        x = out.transpose(-1, -2) if dim == -1 else out
+    return x
+
+
+@pytest.mark.parametrize("scale", [1 / 2, 1 / 4, 1 / 3, 2, 4, 0.3])
+def test_strided_taps_equal_gathered_taps_bitwise(scale):
+    from ranksrgan.ops.resize import _resize_plan
+
+    x = torch.rand(2, 3, 37, 42, dtype=torch.float64)
+    assert torch.equal(imresize(x, scale), _gathered_resize(x, scale))
+    if 1 / scale == round(1 / scale):  # integer downscaling: strided views and shared weights only
+        _, _, taps = _resize_plan(42, math.ceil(42 * scale), scale, True)
+        assert all(isinstance(t.rows, slice) and isinstance(t.weight, float) for t in taps)
+
+
+def test_scratch_arrays_give_the_same_result_and_are_reused():
+    from ranksrgan.ops.scratch import ScratchArrays
+
+    scratch = ScratchArrays(max_bytes=1 << 20)
+    x = torch.rand(3, 30, 44, dtype=torch.float64)
+    for scale in (0.5, 2, 1 / 3):
+        assert torch.equal(imresize(x, scale, scratch=scratch), imresize(x, scale))
+    first = imresize(x, 0.5, scratch=scratch)
+    assert imresize(x, 0.5, scratch=scratch).data_ptr() == first.data_ptr()  # same memory, reused
+    small = ScratchArrays(max_bytes=0)  # nothing fits: plain allocations
+    assert torch.equal(imresize(x, 0.5, scratch=small), imresize(x, 0.5)) and small.kept_bytes() == 0
+
+
+def test_scratch_arrays_are_per_thread():
+    import threading
+
+    from ranksrgan.ops.scratch import ScratchArrays
+
+    scratch = ScratchArrays(max_bytes=1 << 20)
+    mine = scratch.get("a", (4, 4), torch.float64, torch.device("cpu"))
+    seen = {}
+
+    def other() -> None:
+        theirs = scratch.get("a", (4, 4), torch.float64, torch.device("cpu"))
+        seen["ptr"], seen["bytes"] = theirs.data_ptr(), scratch.kept_bytes()
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert seen["ptr"] != mine.data_ptr() and seen["bytes"] == 128 == scratch.kept_bytes()
+    scratch.clear()
+    assert scratch.kept_bytes() == 0

@@ -14,10 +14,10 @@ import torch
 
 # MATLAB rgb2ycbcr: Y = 16 + (65.481 R + 128.553 G + 24.966 B) with R, G, B in [0, 1], Y in
 # [16, 235] on the 0-255 scale ("studio swing").
-_Y_COEFFS = (65.481, 128.553, 24.966)
-_Y_OFFSET = 16.0
+Y_COEFFS = (65.481, 128.553, 24.966)
+Y_OFFSET = 16.0
 # MATLAB rgb2gray: the first row of inv(T) of its NTSC transform, to the printed precision.
-_GRAY_COEFFS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+GRAY_COEFFS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 
 def _check_rgb(x: torch.Tensor, name: str) -> None:
@@ -32,7 +32,7 @@ def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """
     _check_rgb(x, "rgb_to_y")
     r, g, b = x.unbind(-3)
-    y = (_Y_COEFFS[0] * r + _Y_COEFFS[1] * g + _Y_COEFFS[2] * b + _Y_OFFSET) / 255.0
+    y = (Y_COEFFS[0] * r + Y_COEFFS[1] * g + Y_COEFFS[2] * b + Y_OFFSET) / 255.0
     return y.unsqueeze(-3)
 
 
@@ -40,7 +40,7 @@ def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
     """MATLAB ``rgb2gray``: RGB (..., 3, H, W) in [0, 1] -> (..., 1, H, W) in [0, 1]. Not rounded."""
     _check_rgb(x, "rgb_to_gray")
     r, g, b = x.unbind(-3)
-    return (_GRAY_COEFFS[0] * r + _GRAY_COEFFS[1] * g + _GRAY_COEFFS[2] * b).unsqueeze(-3)
+    return (GRAY_COEFFS[0] * r + GRAY_COEFFS[1] * g + GRAY_COEFFS[2] * b).unsqueeze(-3)
 
 
 def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
