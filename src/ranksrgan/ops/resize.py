@@ -87,8 +87,9 @@ class _Tap:
 def _resize_plan(in_len: int, out_len: int, scale: float, antialias: bool) -> tuple[torch.Tensor, int, tuple[_Tap, ...]]:
     """``(mirror, before, taps)``: ``mirror`` indexes the input rows to build the symmetrically
     padded input (MATLAB's mirroring: index ``0`` -> ``1``, ``-1`` -> ``2``, ... 1-based), whose
-    rows ``before .. before + in_len - 1`` are the input itself; ``taps`` read that padded input. Downscaling by an integer factor uses strided views and shared
-    weights only; other scales gather rows for some or all taps."""
+    rows ``before .. before + in_len - 1`` are the input itself; ``taps`` read that padded input.
+    Downscaling by an integer factor uses strided views and shared weights only; other scales
+    gather rows for some or all taps."""
     idx, weights = _contributions(in_len, out_len, scale, antialias)
     before = max(0, -int(idx.min()))
     padded = torch.arange(-before, max(in_len, int(idx.max()) + 1))
