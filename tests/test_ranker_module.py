@@ -91,17 +91,22 @@ def test_pair_accuracy_per_level_pair():
     assert all(v == 0 for v in acc.values())  # ties count as wrong
 
 
-def test_fast_dev_run_logs_validation_metrics(tmp_path, hr_dirs):
-    dm = DistortionRankDataModule(
-        "blur",
+def _tiny_distortion_dm(kind: str, hr_dirs, val_windows: int) -> DistortionRankDataModule:
+    """Blur or noise pairs from the first HR folder, validation on the second; 8 patches of 48²."""
+    return DistortionRankDataModule(
+        kind,
         [hr_dirs[0]],
         [hr_dirs[1]],
         patch_size=48,
         batch_size=4,
         num_workers=0,
         patches_per_epoch=8,
-        val_windows_per_image=2,
+        val_windows_per_image=val_windows,
     )
+
+
+def test_fast_dev_run_logs_validation_metrics(tmp_path, hr_dirs):
+    dm = _tiny_distortion_dm("blur", hr_dirs, val_windows=2)
     module = RankerModule(**TINY)
     trainer = _trainer(tmp_path, fast_dev_run=2)
     trainer.fit(module, datamodule=dm)
@@ -122,16 +127,7 @@ def test_fast_dev_run_logs_validation_metrics(tmp_path, hr_dirs):
 def test_checkpoint_loads_with_weights_only_and_load_ranker(tmp_path, hr_dirs):
     from ranksrgan.checkpoints import load_ranker
 
-    dm = DistortionRankDataModule(
-        "noise",
-        [hr_dirs[0]],
-        [hr_dirs[1]],
-        patch_size=48,
-        batch_size=4,
-        num_workers=0,
-        patches_per_epoch=8,
-        val_windows_per_image=1,
-    )
+    dm = _tiny_distortion_dm("noise", hr_dirs, val_windows=1)
     module = RankerModule(lr_step=3, **TINY)
     trainer = _trainer(
         tmp_path, max_steps=2, limit_val_batches=1, val_check_interval=2, check_val_every_n_epoch=None, enable_checkpointing=True
