@@ -72,43 +72,18 @@ def test_build_rankset_cli(tmp_path, folders, capsys):
 
 
 def test_build_rankset_cli_errors_name_the_files(tmp_path, folders, capsys):
+    def run(second_sr: Path, out: str, *extra: str) -> int:
+        argv = ["--hr", str(folders["HR"]), "--sr", "a=hr", "--sr", f"b={second_sr}", "--out", str(tmp_path / out)]
+        return build_rankset.main([*argv, *extra, "--no-progress"])
+
     (folders["blur"] / "coffee.png").unlink()
-    code = build_rankset.main(
-        [
-            "--hr",
-            str(folders["HR"]),
-            "--sr",
-            "a=hr",
-            "--sr",
-            f"b={folders['blur']}",
-            "--out",
-            str(tmp_path / "x.csv"),
-            "--patch",
-            "200",
-            "--no-progress",
-        ]
-    )
+    code = run(folders["blur"], "x.csv", "--patch", "200")
     err = capsys.readouterr().err
     assert code != 0 and "missing 1 (coffee)" in err and str(folders["blur"]) in err
-    code = build_rankset.main(
-        [
-            "--hr",
-            str(folders["HR"]),
-            "--sr",
-            "a=hr",
-            "--sr",
-            f"b={folders['bic']}",
-            "--out",
-            str(tmp_path / "y.csv"),
-            "--metric",
-            "lpips",
-            "--no-progress",
-        ]
-    )
+    code = run(folders["bic"], "y.csv", "--metric", "lpips")
     assert code == 2 and "lpips" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # a fresh interpreter importing torch and Lightning
 def test_build_rankset_module_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ranksrgan.cli.build_rankset", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--stride" in result.stdout
