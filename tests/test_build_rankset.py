@@ -84,6 +84,7 @@ def test_build_rankset_cli_errors_name_the_files(tmp_path, folders, capsys):
     assert code == 2 and "lpips" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and Lightning
 def test_build_rankset_module_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ranksrgan.cli.build_rankset", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--stride" in result.stdout
