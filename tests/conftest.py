@@ -47,8 +47,8 @@ def demo_root(tmp_path_factory) -> Path:
     return root
 
 
-# The demo pipeline shrunk to seconds (conf/experiment/smoke.yaml), plus a tiny discriminator.
-TINY_PIPELINE = ["experiment=smoke", "gan.module.discriminator.kwargs.num_features=4"]
+# The demo pipeline shrunk to seconds (conf/experiment/smoke.yaml).
+TINY_PIPELINE = ["experiment=smoke"]
 
 
 @pytest.fixture(scope="session")

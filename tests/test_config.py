@@ -71,3 +71,12 @@ def test_cli_help_and_cfg_job():
     out = _run("--cfg", "job", "gan=rankrbri", "ranker=blur")
     cfg = OmegaConf.create(out)
     assert cfg.gan.name == "rankrbri" and cfg.ranker.name == "blur"
+
+
+def test_experiments_set_top_level_keys():
+    """``_self_`` comes first in config.yaml, so an experiment's ``compare`` and ``stages`` win."""
+    fig22 = compose_with(["experiment=fig22"])
+    assert list(fig22.compare) == ["srgan", "rankrn", "rankrb", "rankri"]
+    assert fig22.stages.srresnet.max_steps > fig22.stages.generators.max_steps
+    assert "DIV2K_valid_HR" in fig22.data.val_hr[0]
+    assert compose_with(["experiment=demo"]).stages.srresnet.max_steps == 1500

@@ -13,26 +13,97 @@ from ranksrgan import pipeline
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 
+def _train(*args: str) -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "train.py", *args], cwd=Path(CONF).parent, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
 def plan(overrides: list[str]) -> list[pipeline.Stage]:
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
         return pipeline.Planner(cfg, overrides).plan()
 
 
-def test_demo_plan_order():
+def test_demo_plan_is_the_papers_rbri_graph():
     stages = plan(["experiment=demo"])
     assert [(s.kind, s.name) for s in stages] == [
         ("ranker", "blur"),
-        ("ranker", "interp"),
         ("generator", "srresnet"),
+        ("generator", "srgan"),
+        ("ranker", "interp"),
         ("generator", "rankrbri"),
     ]
-    gan = stages[-1]
-    assert {d.name for d in gan.depends_on} == {"blur", "interp", "srresnet"}
+    by_name = {s.name: s for s in stages}
+    # Ranker-i interpolates SRGAN outputs with HR (paper Eq. 12), not bicubic
+    assert [d.name for d in by_name["interp"].depends_on] == ["srgan"]
+    assert [d.name for d in by_name["srgan"].depends_on] == ["srresnet"]
+    assert {d.name for d in by_name["rankrbri"].depends_on} == {"blur", "interp", "srresnet"}
+    # SRGAN and RbRi start from the same SRResNet stage
+    assert by_name["srgan"].depends_on[0] is by_name["rankrbri"].depends_on[-1]
     # experiment overrides reach the Ranker composed by name, too
-    assert stages[1].cfg.ranker.module.variant == "vgg8"
-    # the demo pre-trains longer than it trains the GAN (pretrained_overrides)
-    assert stages[2].cfg.gan.max_steps == 1500 and stages[3].cfg.gan.max_steps == 300
+    assert by_name["interp"].cfg.ranker.module.variant == "vgg8"
+    # the demo pre-trains longer than it trains the GAN (stages.srresnet)
+    assert by_name["srresnet"].steps == 1500 and by_name["rankrbri"].steps == by_name["srgan"].steps
+
+
+def test_dry_run_lists_the_five_rbri_stages():
+    out = _train("ranker=blur", "gan=rankrbri", "data=demo", "dry_run=true")
+    rows = [line.split() for line in out.splitlines() if line[:2].strip().isdigit()]
+    assert [(r[1], r[2]) for r in rows] == [
+        ("ranker", "blur"),
+        ("generator", "srresnet"),
+        ("generator", "srgan"),
+        ("ranker", "interp"),
+        ("generator", "rankrbri"),
+    ]
+    interp = rows[3]
+    assert interp[6] == "srgan" and all(r[5] == "train" for r in rows)  # depends on SRGAN; nothing stored yet
+
+
+def test_stage_settings_reach_dependencies_most_specific_last():
+    base = {s.name: s for s in plan(["ranker=blur", "gan=rankrbri"])}
+    stages = {
+        s.name: s
+        for s in plan(
+            [
+                "ranker=blur",
+                "gan=rankrbri",
+                "+stages.all.max_steps=9",
+                "+stages.rankers.max_steps=8",
+                "+stages.interp.max_steps=7",
+                "+stages.srresnet.module.optimizer.lr=0.001",
+            ]
+        )
+    }
+    assert stages["interp"].steps == 7 and stages["blur"].steps == 8
+    assert stages["srresnet"].steps == stages["srgan"].steps == stages["rankrbri"].steps == 9
+    assert stages["srresnet"].section.module.optimizer.lr == 0.001
+    assert stages["srgan"].section.module.optimizer.lr == base["srgan"].section.module.optimizer.lr
+    # the overrides enter every stage key, and a changed dependency changes its dependants' keys
+    assert all(stages[n].key != base[n].key for n in base)
+
+
+def test_bad_stage_settings_and_sources_fail_in_one_line():
+    with pytest.raises(ValueError, match="stages.interp does not fit ranker=interp"):
+        plan(["gan=rankri", "+stages.interp.no_such_key=1"])
+    with pytest.raises(ValueError, match="datamodule.sr='no_such_recipe' is not 'bicubic'"):
+        plan(["gan=rankri", "+stages.interp.datamodule.sr=no_such_recipe"])
+
+
+def test_interp_source_can_still_be_bicubic_or_a_checkpoint(tmp_path):
+    stages = plan(["gan=rankri", "+stages.interp.datamodule.sr=bicubic"])
+    assert [s.name for s in stages] == ["interp", "srresnet", "rankri"]
+    ckpt = tmp_path / "srgan.pth"
+    ckpt.write_bytes(b"weights v1")
+    stages = plan(["gan=rankri", f"+stages.interp.datamodule.sr={ckpt}"])
+    first = stages[0]
+    assert [s.name for s in stages] == ["interp", "srresnet", "rankri"] and str(ckpt) in first.inputs
+    ckpt.write_bytes(b"weights v2")  # same path, new content: new key
+    assert plan(["gan=rankri", f"+stages.interp.datamodule.sr={ckpt}"])[0].key != first.key
 
 
 def test_ranker_only_and_nothing():
@@ -63,14 +134,93 @@ def test_generator_architecture_override_reaches_pretraining():
     assert all(s.cfg.gan.module.generator.kwargs.num_blocks == 3 for s in stages)
 
 
-def test_ranker_given_as_checkpoint_needs_no_stage(tmp_path):
-    stages = plan(["gan=ranksrgan", f"gan.rankers=[{{checkpoint: {tmp_path}/r.pth, weight: 0.03}}]"])
+def test_ranker_given_as_checkpoint_needs_no_stage_and_its_content_is_in_the_key(tmp_path):
+    ckpt = tmp_path / "r.pth"
+    ckpt.write_bytes(b"ranker v1")
+    overrides = ["gan=ranksrgan", f"gan.rankers=[{{checkpoint: {ckpt}, weight: 0.03}}]"]
+    stages = plan(overrides)
     assert [(s.kind, s.name) for s in stages] == [("generator", "srresnet"), ("generator", "ranksrgan")]
+    ckpt.write_bytes(b"ranker v2")
+    again = plan(overrides)
+    assert again[0].key == stages[0].key and again[1].key != stages[1].key
+
+
+def test_missing_inputs_fail_before_training(tmp_path):
+    with pytest.raises(FileNotFoundError, match="r.pth: .*gan=ranksrgan does not exist"):
+        plan(["gan=ranksrgan", f"gan.rankers=[{{checkpoint: {tmp_path}/r.pth, weight: 0.03}}]"])
+    with pytest.raises(FileNotFoundError, match="g.pth: .*pretrained.*does not exist"):
+        plan(["gan=srgan", f"gan.pretrained={tmp_path}/g.pth"])
+    with pytest.raises(FileNotFoundError, match="nowhere: .*train_hr"):
+        plan(["ranker=blur", "data=folders", f"data.train_hr=[{tmp_path}/nowhere]", f"data.val_hr=[{tmp_path}]"])
+
+
+def test_pretrained_file_content_is_in_the_key(tmp_path):
+    g = tmp_path / "g.pth"
+    g.write_bytes(b"generator v1")
+    first = plan(["gan=srgan", f"gan.pretrained={g}"])
+    g.write_bytes(b"generator v2")
+    assert [s.name for s in first] == ["srgan"] and plan(["gan=srgan", f"gan.pretrained={g}"])[0].key != first[0].key
+
+
+def test_effective_batch_and_version_are_in_the_key_and_no_effect_keys_are_not(monkeypatch):
+    import ranksrgan
+
+    base = {s.name: s.key for s in plan(["gan=rankrb"])}
+    two = {s.name: s.key for s in plan(["gan=rankrb", "trainer.devices=2"])}
+    nodes = {s.name: s.key for s in plan(["gan=rankrb", "trainer.num_nodes=2"])}
+    assert all(two[n] != base[n] and nodes[n] != base[n] for n in base)
+    assert two == nodes  # 2 devices x 1 node and 1 x 2 run the same effective batch
+    assert plan(["gan=rankrb", "trainer.devices=[0]"])[0].key == base["blur"]
+    quiet = {s.name: s.key for s in plan(["gan=rankrb", "gan.module.num_logged_images=0", "+stages.all.max_steps=3"])}
+    loud = {s.name: s.key for s in plan(["gan=rankrb", "gan.module.num_logged_images=5", "+stages.all.max_steps=3"])}
+    assert quiet == loud
+    monkeypatch.setattr(ranksrgan, "__version__", "99.0")
+    assert all(k != base[n] for n, k in ((s.name, s.key) for s in plan(["gan=rankrb"])))
+
+
+def test_world_size():
+    from omegaconf import OmegaConf
+
+    def ws(**kw):
+        return pipeline.world_size(OmegaConf.create({"accelerator": "cpu", "devices": 1, "num_nodes": 1, **kw}))
+
+    assert (ws(), ws(devices=4), ws(devices=[0, 2]), ws(devices="0,1,3"), ws(devices=2, num_nodes=3)) == (1, 4, 2, 3, 6)
+    assert ws(devices=-1) == 1 and ws(devices="auto") == 1  # CPU: one process
+
+
+def test_sr_ranker_label_settings_are_checked_against_the_file_header(tmp_path):
+    from ranksrgan.data.rank.labels import LABEL_FORMAT, LabelTable, _columns, write_labels
+
+    hr = tmp_path / "HR"
+    hr.mkdir()
+    meta = {
+        "format": LABEL_FORMAT,
+        "hr": str(hr),
+        "sr": {"a": "hr", "b": "bicubic"},
+        "methods": ["a", "b"],
+        "metrics": ["niqe"],
+        "patch_size": 296,
+        "stride": 100,
+        "crop_border": 4,
+        "scale": 4,
+    }
+    labels = tmp_path / "labels.csv"
+    write_labels(labels, LabelTable(meta, _columns(meta), []))
+    common = ["ranker=sr", f"ranker.datamodule.labels={labels}"]
+    with pytest.raises(ValueError, match="built with stride=100, but the config says stride=200"):
+        plan(common)
+    a = plan([*common, "ranker.datamodule.stride=100", "ranker.datamodule.label_batch_size=4"])
+    b = plan([*common, "ranker.datamodule.stride=100", "ranker.datamodule.label_batch_size=64"])
+    assert a[0].key == b[0].key and str(labels) in a[0].inputs and str(hr) in a[0].inputs
+    labels.write_text(labels.read_text().replace('"crop_border": 4', '"crop_border": 4 '))  # new content
+    assert plan([*common, "ranker.datamodule.stride=100"])[0].key != a[0].key
+
+
 
 
 def test_tiny_pipeline_end_to_end_then_reuse(tiny_run):
     cfg, overrides, result = tiny_run
-    assert set(result["stages"]) == {"blur", "interp", "srresnet", "rankrbri"}
+    assert set(result["stages"]) == {"blur", "interp", "srresnet", "srgan", "rankrbri"}
     for path in result["stages"].values():
         assert Path(path).is_file() and Path(path).with_suffix(".json").is_file()
     assert "val/niqe" in result["metrics"] and "val/psnr" in result["metrics"]
@@ -98,7 +248,7 @@ def test_optuna_sweep_in_memory_trains_each_ranker_once(tiny_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = pipeline.stored_stages(cfg.paths.store)
     count = lambda records, name: sum(r["name"] == name for r in records)  # noqa: E731
-    for name in ("blur", "interp", "srresnet"):
+    for name in ("blur", "interp", "srresnet", "srgan"):
         assert count(after, name) == count(before, name) == 1
     assert count(after, "rankrbri") == count(before, "rankrbri") + 2
     results = list(Path(cfg.paths.root, "multiruns").rglob("optimization_results.yaml"))

@@ -11,14 +11,16 @@ Per-image CSV format (written by ``ranksrgan-score`` and ``ranksrgan-evaluate``,
 * Key columns first: ``image`` (the file stem); ``ranksrgan-score`` adds ``path`` (the file as
   found) after it; ``ranksrgan-evaluate`` puts ``dataset`` and ``method`` before it.
 * Then one column per metric, named by its id (:data:`METRICS`: ``niqe``, ``ma``, ``pi``,
-  ``psnr``, ``ssim``), values as Python ``repr`` of the float (exact round trip; ``nan``/``inf``
-  where the metric gives them).
+  ``psnr``, ``ssim``, and the colour measures ``psnr_rgb``, ``chroma``, ``deltae``; ``evaluate``
+  adds ``rank/<name>`` for each Ranker it is given), values as Python ``repr`` of the float
+  (exact round trip; ``nan``/``inf`` where the metric gives them).
 * Summary rows: for each group of rows (each dataset/method in ``evaluate``, the whole file in
   ``score``) a final row whose ``image`` is :data:`MEAN_ROW` (``<mean>``, not a valid stem on
   Windows and unusual elsewhere) holding the arithmetic mean of the group (NaN if any value is
   NaN). Readers skip these rows.
 
-Polarity: NIQE, PI lower = better; Ma, PSNR, SSIM higher = better.
+Polarity: NIQE, PI, CIEDE2000 and Ranker scores lower = better; Ma, PSNR, SSIM, RGB PSNR higher
+= better; chroma ratio ideal 1 (HR's colourfulness; ~0 = grey output).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 
 from ranksrgan.io import ImageReadError, atomic_write_bytes, decode_image, list_images, to_tensor
-from ranksrgan.metrics.fidelity import psnr_y, ssim_y
+from ranksrgan.metrics.fidelity import chroma_ratio, ciede2000, psnr_rgb, psnr_y, ssim_y
 from ranksrgan.metrics.niqe import niqe
 from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.ops.resize import imresize
@@ -46,7 +48,10 @@ __all__ = [
     "MEAN_ROW",
     "METRICS",
     "MetricSpec",
+    "RANK_PREFIX",
+    "metric_spec",
     "score_batch",
+    "ranker_score",
     "warn_nan",
     "score_images",
     "write_csv",
@@ -59,6 +64,7 @@ __all__ = [
     "Evaluation",
     "evaluate",
     "format_markdown",
+    "format_comparison",
     "write_evaluation",
 ]
 
@@ -79,6 +85,9 @@ class MetricSpec:
         higher_is_better: polarity.
         full_reference: needs the HR image.
         needs_ma: needs the Ma (NRQM) model file.
+        ideal: the best value when it lies inside the range rather than at an end (the chroma
+            ratio: 1.0); tables then mark the value closest to it as best.
+        digits: decimals shown in tables.
     """
 
     name: str
@@ -86,16 +95,58 @@ class MetricSpec:
     higher_is_better: bool
     full_reference: bool = False
     needs_ma: bool = False
+    ideal: float | None = None
+    digits: int = 2
+
+    @property
+    def arrow(self) -> str:
+        """``↑`` / ``↓`` (polarity), or ``→1`` for a metric with an ideal value."""
+        if self.ideal is not None:
+            return f"→{self.ideal:g}"
+        return "↑" if self.higher_is_better else "↓"
+
+    def best(self, values: Sequence[float]) -> float | None:
+        """The best of ``values`` (NaN ignored), or None when none is a number."""
+        finite = [v for v in values if not math.isnan(v)]
+        if not finite:
+            return None
+        if self.ideal is not None:
+            return min(finite, key=lambda v: abs(v - self.ideal))
+        return max(finite) if self.higher_is_better else min(finite)
 
 
 #: Metrics in display order.
 METRICS: dict[str, MetricSpec] = {
+    # NIQE: no-reference naturalness on Y, [0, ~100), lower is better.
     "niqe": MetricSpec("niqe", "NIQE", False),
+    # Ma (NRQM): no-reference, [0, 10], higher is better.
     "ma": MetricSpec("ma", "Ma", True, needs_ma=True),
+    # PI = (10 - Ma + NIQE) / 2, lower is better.
     "pi": MetricSpec("pi", "PI", False, needs_ma=True),
+    # PSNR on Y in dB, [0, inf], higher is better.
     "psnr": MetricSpec("psnr", "PSNR", True, full_reference=True),
-    "ssim": MetricSpec("ssim", "SSIM", True, full_reference=True),
+    # SSIM on Y, [-1, 1], higher is better.
+    "ssim": MetricSpec("ssim", "SSIM", True, full_reference=True, digits=4),
+    # PSNR over R, G and B in dB, [0, inf], higher is better: sees colour errors that Y misses.
+    "psnr_rgb": MetricSpec("psnr_rgb", "PSNR-RGB", True, full_reference=True),
+    # (std Cb + std Cr) of SR over HR's, [0, inf): 1 = HR's colourfulness, ~0 = grey; ideal 1.
+    "chroma": MetricSpec("chroma", "Chroma", True, full_reference=True, ideal=1.0, digits=3),
+    # Mean CIEDE2000 colour difference to HR, [0, ~100], lower is better (CPU, ~1 s per Mpx).
+    "deltae": MetricSpec("deltae", "ΔE00", False, full_reference=True),
 }
+
+#: Column prefix of Ranker scores in :func:`evaluate` (``rank/<ranker name>``).
+RANK_PREFIX = "rank/"
+
+
+def metric_spec(column: str) -> MetricSpec:
+    """The :class:`MetricSpec` of a column: a :data:`METRICS` id, or ``rank/<name>`` (a Ranker's
+    mean score; a higher score means a WORSE image, so lower is better)."""
+    if column in METRICS:
+        return METRICS[column]
+    if column.startswith(RANK_PREFIX) and len(column) > len(RANK_PREFIX):
+        return MetricSpec(column, f"Rank-{column[len(RANK_PREFIX) :]}", False, digits=3)
+    raise KeyError(f"unknown metric column {column!r}; choose from {', '.join(METRICS)} or {RANK_PREFIX}<ranker>")
 
 
 def score_batch(
@@ -111,10 +162,11 @@ def score_batch(
     Args:
         x: ``B×3×H×W`` images in [0, 1] (one size), on the device to compute on.
         metrics: ids from :data:`METRICS`.
-        hr: ``B×3×H×W`` references (needed by ``psnr`` / ``ssim``), same device.
+        hr: ``B×3×H×W`` references (needed by the full-reference metrics), same device.
         crop_border: pixels shaved per side for every metric.
         color: luminance of the no-reference metrics, ``"y"`` (MATLAB ``rgb2ycbcr``, PIRM /
-            RankSRGAN) or ``"gray"`` (MATLAB ``rgb2gray``). PSNR and SSIM always use Y.
+            RankSRGAN) or ``"gray"`` (MATLAB ``rgb2gray``). PSNR and SSIM always use Y;
+            ``psnr_rgb``, ``chroma`` and ``deltae`` use all three channels.
         ma_model: a loaded Ma model (:func:`ranksrgan.metrics.ma.load_ma_model`), for ``ma``/``pi``.
 
     Returns:
@@ -149,14 +201,44 @@ def _score_batch(
 
             fn = ma_fn if name == "ma" else pi_fn
             v = fn(x, ma_model, color=color, crop_border=crop_border)
-        elif name in ("psnr", "ssim"):
+        elif name in _FULL_REFERENCE_FNS:
             if hr is None:
                 raise ValueError(f"{name} needs reference images")
-            v = (psnr_y if name == "psnr" else ssim_y)(x, hr, crop_border=crop_border)
+            v = _FULL_REFERENCE_FNS[name](x, hr, crop_border=crop_border)
         else:
             raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
         out[name] = v.detach().double().cpu().reshape(-1)
     return out
+
+
+_FULL_REFERENCE_FNS = {"psnr": psnr_y, "ssim": ssim_y, "psnr_rgb": psnr_rgb, "chroma": chroma_ratio, "deltae": ciede2000}
+
+
+def ranker_score(ranker: torch.nn.Module, x: torch.Tensor, crop_border: int = 0, crop: int | None = 512) -> torch.Tensor:
+    """A Ranker's scores of images ``B×3×H×W`` in [0, 1] (higher = WORSE image).
+
+    ``crop_border`` pixels are shaved per side; then, when ``crop`` is set and a side is longer
+    than ``crop``, only the centre ``crop`` pixels of that side are scored (the Rankers are trained
+    on 296² patches, and a whole 2K image costs ~100 GFLOP on a VGG-12). Images are scored as
+    given (round them to 8 bits first for the saved-PNG convention), in float32, without
+    gradients. Returns a ``(B,)`` float64 CPU tensor.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"ranker_score: expected B×3×H×W images, got shape {tuple(x.shape)}")
+    if crop_border:
+        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+    if crop is not None:
+        h, w = x.shape[-2:]
+        top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+        x = x[..., top : top + crop, left : left + crop]
+    param = next(ranker.parameters())
+    was_training = ranker.training
+    ranker.eval()
+    try:
+        with torch.no_grad():
+            return ranker(x.to(device=param.device, dtype=param.dtype)).detach().double().cpu().reshape(-1)
+    finally:
+        ranker.train(was_training)
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
@@ -527,11 +609,13 @@ class Evaluation:
 
     Attributes:
         scale: SR factor.
-        metrics: metric ids computed, in column order.
-        methods: method names, in column order (``"Bicubic"`` first).
+        metrics: metric ids computed, in column order (``rank/<name>`` columns last).
+        methods: method names, in column order (``"Bicubic"`` first; ``"HR"`` last when asked for).
         datasets: test-set names, in order.
         records: per-image records ``{"dataset", "method", "image", <metric>: float}``.
         notes: remarks printed with the table (e.g. why PI is missing).
+        reference: the method that is the HR reference itself (``"HR"`` with ``include_hr``), or
+            None; tables show it but never mark it best.
     """
 
     scale: int
@@ -540,6 +624,7 @@ class Evaluation:
     datasets: list[str]
     records: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reference: str | None = None
 
     def mean(self, dataset: str, method: str, metric: str) -> float:
         """Mean of ``metric`` over the images of ``dataset`` for ``method``."""
@@ -563,8 +648,14 @@ def evaluate(
     ma_model: Any = None,
     with_pi: bool | None = None,
     progress: bool = False,
+    metrics: Sequence[str] | None = None,
+    rankers: Sequence[tuple[str, Path]] = (),
+    ranker_crop: int | None = 512,
+    include_hr: bool = False,
+    max_images: int | None = None,
 ) -> Evaluation:
-    """The paper's Table 3: NIQE, PI, PSNR and SSIM of several SR methods on benchmark sets.
+    """The paper's Table 3: NIQE, PI, PSNR and SSIM of several SR methods on benchmark sets
+    (optionally colour measures and Ranker scores too: the comparison of Fig. 22).
 
     Protocol (the RankSRGAN / PIRM2018 evaluation):
 
@@ -577,7 +668,11 @@ def evaluate(
       when that subfolder exists, else the folder itself). Every SR image is rounded to 8 bits,
       as a saved PNG would be, before it is scored.
     * Metrics, all on the MATLAB ``rgb2ycbcr`` Y channel with ``scale`` pixels shaved per side:
-      NIQE, PI (only when a Ma model is available), PSNR, SSIM.
+      NIQE, PI (only when a Ma model is available), PSNR, SSIM. On request (``metrics``) also the
+      colour measures on RGB with the same crop: ``psnr_rgb``, ``chroma``, ``deltae``.
+    * Rankers (``rankers``): each scores every 8-bit output with ``scale`` px shaved per side,
+      on the whole image, or on its centre ``ranker_crop``² when a side is longer
+      (:func:`ranker_score`); column ``rank/<name>``; a higher score means a WORSE image.
 
     Args:
         test_sets: the benchmark sets.
@@ -590,21 +685,41 @@ def evaluate(
         with_pi: True: PI required (a missing Ma model raises); False: no PI; None: PI when a
             Ma model is found, otherwise omitted with a note in ``notes``.
         progress: tqdm progress bar.
+        metrics: metric ids (:data:`METRICS`) in column order; None = ``niqe, pi, psnr, ssim``
+            (the Table 3 columns). ``ma``/``pi`` listed here follow ``with_pi`` as PI does.
+        rankers: ``(name, checkpoint)`` pairs (:func:`ranksrgan.checkpoints.load_ranker`);
+            adds a ``rank/<name>`` column per Ranker after the metrics.
+        ranker_crop: largest side the Rankers see (centre crop); None = always the whole image.
+        include_hr: add a method ``"HR"`` (the reference itself, last): the row every other
+            method is compared to (PSNR inf, chroma 1, NIQE and Ranker scores of real images).
+        max_images: only the first N images of each set (file-name order, as the data module's
+            ``val_max_images``); None = all.
 
     Raises:
         FileNotFoundError: missing folders, checkpoints, SR images or a required Ma model.
         ValueError / ImageReadError: scale mismatch, SR image of the wrong size (names the file),
             duplicate method names.
     """
-    from ranksrgan.checkpoints import load_generator
+    from ranksrgan.checkpoints import load_generator, load_ranker
     from ranksrgan.data.pairs import load_pairs
     from ranksrgan.tiling import infer_scale, upscale
 
     device = torch.device(device)
-    names = ["Bicubic"] + [n for n, _ in checkpoints] + [n for n, _ in sr_dirs]
+    names = ["Bicubic"] + [n for n, _ in checkpoints] + [n for n, _ in sr_dirs] + (["HR"] if include_hr else [])
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"method name {dup[0]!r} is used twice (Bicubic is reserved); name methods with NAME=PATH")
+        reserved = "Bicubic and HR are" if include_hr else "Bicubic is"
+        raise ValueError(f"method name {dup[0]!r} is used twice ({reserved} reserved); name methods with NAME=PATH")
+    ranker_names = [n for n, _ in rankers]
+    dup = sorted({n for n in ranker_names if ranker_names.count(n) > 1})
+    if dup:
+        raise ValueError(f"Ranker name {dup[0]!r} is used twice")
+    if any(not n for n in ranker_names):
+        raise ValueError("every Ranker needs a non-empty name")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"max_images must be >= 1 or None, got {max_images}")
+    if ranker_crop is not None and ranker_crop < 32:
+        raise ValueError(f"ranker_crop must be >= 32 (the Ranker's smallest input) or None, got {ranker_crop}")
     set_names = [t.name for t in test_sets]
     dup = sorted({n for n in set_names if set_names.count(n) > 1})
     if dup:
@@ -615,17 +730,23 @@ def evaluate(
         for d in (t.hr_dir, t.lr_dir):
             if d is not None and not d.is_dir():
                 raise FileNotFoundError(f"{d}: no such folder")
-    for _, p in checkpoints:
+    for _, p in list(checkpoints) + list(rankers):
         if not Path(p).is_file():
             raise FileNotFoundError(f"checkpoint file not found: {p}")
     for _, d in sr_dirs:
         if not Path(d).is_dir():
             raise FileNotFoundError(f"{d}: no such SR folder")
 
-    metrics = ["niqe", "pi", "psnr", "ssim"]
+    metrics = ["niqe", "pi", "psnr", "ssim"] if metrics is None else list(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+    if len(set(metrics)) != len(metrics):
+        raise ValueError(f"a metric is listed twice: {', '.join(metrics)}")
     notes: list[str] = []
     model_ma = None
-    if with_pi is not False:
+    ma_ids = [m for m in metrics if METRICS[m].needs_ma]
+    if ma_ids and with_pi is not False:
         from ranksrgan.metrics.ma import load_ma_model
 
         try:
@@ -633,11 +754,24 @@ def evaluate(
         except FileNotFoundError:
             if with_pi:
                 raise
+            label = "/".join(METRICS[m].label for m in ma_ids)
             notes.append(
-                "PI omitted: the Ma (NRQM) model file was not found (see ranksrgan.metrics.ma.load_ma_model; pass --ma-model)"
+                f"{label} omitted: the Ma (NRQM) model file was not found (see ranksrgan.metrics.ma.load_ma_model; pass --ma-model)"
             )
     if model_ma is None:
-        metrics.remove("pi")
+        metrics = [m for m in metrics if not METRICS[m].needs_ma]
+    columns = metrics + [RANK_PREFIX + n for n in ranker_names]
+    loaded_rankers = [(RANK_PREFIX + n, load_ranker(p, device=device)) for n, p in rankers]
+    if loaded_rankers:
+        where = (
+            "the whole image"
+            if ranker_crop is None
+            else f"the whole image, or its centre {ranker_crop}x{ranker_crop} when larger"
+        )
+        notes.append(
+            f"Rank-<name>: mean score of that Ranker on each 8-bit output ({where}, {scale} px shaved per side); "
+            "a higher score means a worse image"
+        )
 
     generators = []
     for name, path in checkpoints:
@@ -647,9 +781,11 @@ def evaluate(
             raise ValueError(f"{path}: generator upscales x{s}, but --scale is {scale}")
         generators.append((name, model))
 
-    result = Evaluation(scale, metrics, names, set_names, notes=notes)
+    result = Evaluation(scale, columns, names, set_names, notes=notes, reference="HR" if include_hr else None)
     for t in test_sets:
         pairs = load_pairs([str(t.hr_dir)], [str(t.lr_dir)] if t.lr_dir is not None else None, scale)
+        if max_images is not None:
+            pairs = pairs[:max_images]
         sr_maps = []
         for name, d in sr_dirs:
             folder = _sr_folder(Path(d), t.name)
@@ -681,15 +817,20 @@ def evaluate(
                             f"{stem} is {hr.shape[-2]}x{hr.shape[-1]}"
                         )
                     outputs.append((name, quantize_uint8(sr)))
+                if include_hr:
+                    outputs.append(("HR", quantize_uint8(hr)))
                 hr_dev = hr.to(device)
                 for name, sr in outputs:
+                    sr_dev = sr.to(device)
                     try:
-                        vals = score_batch(sr.to(device), metrics, hr_dev, crop_border=scale, color="y", ma_model=model_ma)
+                        vals = score_batch(sr_dev, metrics, hr_dev, crop_border=scale, color="y", ma_model=model_ma)
+                        for column, ranker in loaded_rankers:
+                            vals[column] = ranker_score(ranker, sr_dev, crop_border=scale, crop=ranker_crop)
                     except ValueError as err:
                         raise ValueError(f"{t.name}/{stem} ({name}): {err}") from err
                     rec: dict[str, Any] = {"dataset": t.name, "method": name, "image": stem}
-                    rec.update({m: float(vals[m][0]) for m in metrics})
-                    warn_nan(f"{t.name}/{stem} ({name})", {m: rec[m] for m in metrics})
+                    rec.update({m: float(vals[m][0]) for m in columns})
+                    warn_nan(f"{t.name}/{stem} ({name})", {m: rec[m] for m in columns})
                     result.records.append(rec)
                     if bar is not None:
                         bar.update(1)
@@ -705,29 +846,91 @@ def evaluate(
 def format_markdown(ev: Evaluation) -> str:
     """Markdown table in the layout of the paper's Table 3 (dataset × metric rows, one column per
     method, best value per row in bold), followed by the protocol and any notes."""
-    digits = {"niqe": 2, "pi": 2, "ma": 2, "psnr": 2, "ssim": 4}
     lines = ["| Dataset | Metric | " + " | ".join(ev.methods) + " |", "|---|---|" + "---|" * len(ev.methods)]
     for d in ev.datasets:
         for j, m in enumerate(ev.metrics):
-            spec = METRICS[m]
+            spec = metric_spec(m)
             vals = [ev.mean(d, meth, m) for meth in ev.methods]
-            finite = [v for v in vals if math.isfinite(v)]
-            best = (max(finite) if spec.higher_is_better else min(finite)) if finite else None
+            best = _best(spec, vals, ev.methods, ev.reference)
             cells = []
-            for v in vals:
-                text = f"{v:.{digits[m]}f}"
-                cells.append(f"**{text}**" if best is not None and v == best and len(vals) > 1 else text)
-            label = f"{spec.label} {'↑' if spec.higher_is_better else '↓'}"
+            for v, meth in zip(vals, ev.methods):
+                text = f"{v:.{spec.digits}f}"
+                cells.append(f"**{text}**" if best is not None and v == best and meth != ev.reference else text)
+            label = f"{spec.label} {spec.arrow}"
             lines.append(f"| {d if j == 0 else ''} | {label} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(
-        f"x{ev.scale}; LR = MATLAB bicubic of the mod-cropped HR; all metrics on the MATLAB Y channel with "
-        f"{ev.scale} px shaved per side; NIQE/PI lower is better, PSNR/SSIM higher is better; best in bold."
-    )
+    lines.append(_protocol(ev))
     for note in ev.notes:
         lines.append("")
         lines.append(f"Note: {note}.")
     return "\n".join(lines) + "\n"
+
+
+def _best(spec: MetricSpec, values: Sequence[float], methods: Sequence[str], reference: str | None) -> float | None:
+    """Best value among the methods other than the ``reference`` (finite values only); None when
+    fewer than two methods compete."""
+    if sum(meth != reference for meth in methods) < 2:
+        return None
+    finite = [v for v, meth in zip(values, methods) if meth != reference and math.isfinite(v)]
+    return spec.best(finite)
+
+
+def _protocol(ev: Evaluation) -> str:
+    specs = [metric_spec(m) for m in ev.metrics]
+    y_ids = [s.label for s in specs if s.name in ("niqe", "ma", "pi", "psnr", "ssim")]
+    rgb_ids = [s.label for s in specs if s.name in ("psnr_rgb", "chroma", "deltae")]
+    where = f"{'/'.join(y_ids)} on the MATLAB Y channel" if y_ids else ""
+    if rgb_ids:
+        where += ("; " if where else "") + f"{'/'.join(rgb_ids)} on RGB"
+    lower = [s.label for s in specs if s.ideal is None and not s.higher_is_better]
+    higher = [s.label for s in specs if s.ideal is None and s.higher_is_better]
+    ideal = [f"{s.label} best at {s.ideal:g}" for s in specs if s.ideal is not None]
+    polarity = [f"{'/'.join(lower)} lower is better"] if lower else []
+    polarity += [f"{'/'.join(higher)} higher is better"] if higher else []
+    polarity += ideal
+    return (
+        f"x{ev.scale}; LR = MATLAB bicubic of the mod-cropped HR; all metrics on the 8-bit outputs with "
+        f"{ev.scale} px shaved per side{'; ' + where if where else ''}; {'; '.join(polarity)}; best in bold."
+    )
+
+
+def format_comparison(ev: Evaluation, dataset: str | None = None) -> str:
+    """Methods as rows, metrics as columns (the layout of the comparison under Fig. 22): one
+    plain-text table per dataset (or only ``dataset``), each column headed by its label and
+    polarity (``↑`` higher is better, ``↓`` lower is better, ``→1`` best at 1), the best value of
+    each column marked with ``*`` (the ``HR`` reference row, when present, is not a candidate),
+    followed by the protocol and the notes.
+    """
+    datasets = ev.datasets if dataset is None else [dataset]
+    unknown = [d for d in datasets if d not in ev.datasets]
+    if unknown:
+        raise ValueError(f"unknown dataset {unknown[0]!r}; the evaluation has {', '.join(ev.datasets)}")
+    specs = [metric_spec(m) for m in ev.metrics]
+    blocks = []
+    for d in datasets:
+        header = ["method"] + [f"{s.label} {s.arrow}" for s in specs]
+        means = {meth: [ev.mean(d, meth, m) for m in ev.metrics] for meth in ev.methods}
+        best = [_best(s, [means[meth][i] for meth in ev.methods], ev.methods, ev.reference) for i, s in enumerate(specs)]
+        body = []
+        for meth in ev.methods:
+            row = [meth]
+            for i, s in enumerate(specs):
+                v = means[meth][i]
+                mark = "*" if best[i] is not None and v == best[i] and meth != ev.reference else " "
+                row.append(f"{v:.{s.digits}f}{mark}")
+            body.append(row)
+        widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+
+        def line(row: Sequence[str], widths: list[int] = widths) -> str:
+            return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)).rstrip()
+
+        rule = "  ".join("-" * w for w in widths)
+        title = f"{d} (mean over {len({r['image'] for r in ev.records if r['dataset'] == d})} images)"
+        blocks.append("\n".join([title, line(header), rule] + [line(r) for r in body]))
+    text = "\n\n".join(blocks) + "\n\n" + _protocol(ev).replace("best in bold", "best marked *")
+    for note in ev.notes:
+        text += f"\nNote: {note}."
+    return text + "\n"
 
 
 def write_evaluation(ev: Evaluation, out_dir: str | Path) -> dict[str, Path]:

@@ -1,17 +1,40 @@
-"""Stage resolution and training: which Rankers and generators a run needs, which are already
-trained with the same config, and training the rest in order.
+"""Stage planning and training: which Rankers and generators a run needs, which are already
+trained, and training the rest in order.
 
 A *stage* is one Lightning fit: a Ranker (``ranker=<name>``) or a generator recipe (``gan=<name>``).
-Its identity is the SHA-256 of its resolved config plus everything it depends on (data, seed,
-precision, the stages it initialises from). Finished stages live in the store::
+The paper's dependency graph is built from the configs:
 
-    <paths.store>/rankers/<name>-<hash>.pth      (the network; + .json: config, metrics)
-    <paths.store>/generators/<name>-<hash>.pth
-    <paths.store>/training/<name>-<hash>/        (logs, last.ckpt: a killed stage resumes here)
+* a GAN recipe depends on its Rankers (``gan.rankers``: a Ranker config name or a checkpoint)
+  and on the generator it starts from (``gan.pretrained``: a recipe name or a checkpoint);
+* the interpolation Ranker depends on the generator recipe named by ``datamodule.sr``
+  (``sr: srgan``: SRGAN outputs interpolated with HR, paper Eq. 12);
+* ``compare: [srgan, rankrb, ...]`` adds more recipes to the run (the paper's Fig. 22).
 
-so a multirun sweep over GAN loss weights trains each Ranker once, and re-running a killed
-command resumes each unfinished stage from its last checkpoint. Stages are guarded by a file lock,
-so parallel launchers (submitit) do not train the same stage twice.
+``ranker=blur gan=rankrbri`` therefore plans: blur Ranker, SRResNet, SRGAN, interpolation Ranker
+(fed by that SRGAN), RankSRGAN-RbRi.
+
+**Stage settings.** A dependency is composed from its own config option with the run's other
+command-line overrides (``experiment=...``, ``data...``, ``trainer...``); the group overrides
+(``ranker.*``, ``gan.*``) belong to the option the command selected, except the generator
+architecture (``gan.module.generator...``), which every generator stage shares. Then the
+``stages`` dict of the config is merged into the stage's section, most specific last:
+``stages.all`` < ``stages.rankers`` / ``stages.generators`` < ``stages.<stage name>``.
+
+**Stage key.** The SHA-256 (12 hex digits) of everything that decides the stage's result:
+
+* its resolved config (section, seed, precision; for generators the data config), less the keys
+  that do not change the result (:data:`NO_EFFECT_KEYS`, and the labelling settings of a label
+  file that is read rather than built: those are checked against the file's header instead);
+* the fingerprint of every file and folder it reads (:mod:`ranksrgan.fingerprint`: folders by
+  names, sizes and modification times; label files and checkpoints by content);
+* the keys of the stages it depends on;
+* the world size (devices × nodes: ``data.batch_size`` is per process, so it sets the effective
+  batch) and the library version.
+
+Finished stages live in :class:`ranksrgan.store.StageStore`. With ``reuse_stages=true`` a finished
+stage of the same key is reused and an unfinished one resumes from its ``last.ckpt``. With
+``reuse_stages=false`` every stage trains from step 0 in a fresh work folder (an old one is moved
+aside to ``<name>-<key>.old-<time>``). ``dry_run=true`` prints the plan and what each stage will do.
 """
 
 from __future__ import annotations
@@ -21,7 +44,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,35 +54,242 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from ranksrgan.io import atomic_write_bytes
+import ranksrgan
+from ranksrgan.fingerprint import path_digest
+from ranksrgan.store import StageStore, describe_change
 
 log = logging.getLogger(__name__)
+
+#: Config keys (dotted, inside the stage config) that never change a stage's result.
+NO_EFFECT_KEYS = (
+    "ranker.datamodule.label_batch_size",
+    "gan.module.num_logged_images",
+    "gan.module.nan_check_interval",
+    "gan.module.grad_norm_interval",
+)
+#: Config keys whose string values name files or folders a stage reads.
+PATH_KEYS = ("train_hr", "val_hr", "train_lr", "val_lr", "hr", "sr", "labels", "checkpoint", "pretrained")
+#: Values of ``sr`` / ``hr`` entries that name no file.
+SOURCE_WORDS = ("bicubic", "hr")
+#: Environment variable with the start time of the primary process's run; DDP ranks that re-run
+#: the command see it and reuse the stages published since, even with ``reuse_stages=false``.
+RUN_STARTED_ENV = "RANKSRGAN_RUN_STARTED"
 
 
 @dataclass
 class Stage:
-    """One trainable unit. ``kind`` is "ranker" or "generator"; ``cfg`` is the resolved stage config."""
+    """One trainable unit.
+
+    Attributes:
+        kind: "ranker" or "generator".
+        name: its config option (``blur``, ``srresnet``, ``rankrbri``...).
+        cfg: the resolved stage config (``ranker`` or ``gan`` section, seed, precision[, data]).
+        depends_on: stages whose artifacts it reads.
+        inputs: ``{path: fingerprint}`` of the files and folders it reads.
+        world_size: processes of the run (devices × nodes).
+        ignored: dotted config keys left out of the key (no effect on the result).
+    """
 
     kind: str
     name: str
     cfg: DictConfig
     depends_on: list[Stage] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    world_size: int = 1
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def section(self) -> DictConfig:
+        return self.cfg.ranker if self.kind == "ranker" else self.cfg.gan
+
+    @property
+    def steps(self) -> int:
+        """Ranker steps, or generator iterations (generator updates)."""
+        return int(self.section.max_steps)
+
+    def payload(self) -> dict[str, Any]:
+        """Everything the key hashes (also stored in the stage's record, to explain changes)."""
+        config = OmegaConf.to_container(self.cfg, resolve=True)
+        for dotted in self.ignored:
+            node = config
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(leaf, None)
+        return {
+            "kind": self.kind,
+            "config": config,
+            "inputs": dict(sorted(self.inputs.items())),
+            "deps": {d.name: d.key for d in self.depends_on},
+            "world_size": self.world_size,
+            "version": ranksrgan.__version__,
+        }
 
     @property
     def key(self) -> str:
-        """Hash of this stage's config and of everything it depends on."""
-        payload = {
-            "kind": self.kind,
-            "cfg": OmegaConf.to_container(self.cfg, resolve=True),
-            "deps": [d.key for d in self.depends_on],
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        payload = json.dumps(self.payload(), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
-    def artifact(self, store: Path) -> Path:
-        return store / f"{self.kind}s" / f"{self.name}-{self.key}.pth"
 
-    def work_dir(self, store: Path) -> Path:
-        return store / "training" / f"{self.name}-{self.key}"
+def is_checkpoint_path(value: str) -> bool:
+    """A ``pretrained`` / Ranker value that names a file rather than a recipe."""
+    return "/" in value or value.endswith((".ckpt", ".pth", ".pt"))
+
+
+def world_size(trainer: DictConfig) -> int:
+    """Processes of a run: ``trainer.devices`` (a count, -1/"auto" = all GPUs, or a list of ids) × ``num_nodes``."""
+    devices = trainer.devices
+    if isinstance(devices, str) and devices != "auto":
+        devices = [d for d in devices.split(",") if d.strip()] if "," in devices else int(devices)
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif devices in (-1, "auto"):
+        import torch
+
+        gpu = trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+        count = torch.cuda.device_count() if gpu else 1
+    else:
+        count = int(devices)
+    return max(1, count) * int(trainer.num_nodes)
+
+
+class Planner:
+    """Resolves the stages of a run. ``overrides`` are the run's command-line overrides."""
+
+    def __init__(self, cfg: DictConfig, overrides: list[str]) -> None:
+        self.cfg, self.overrides = cfg, list(overrides)
+        self.world_size = world_size(cfg.trainer)
+        if cfg.data.get("build_demo"):
+            # The demo images are inputs of every stage: they must exist before they are fingerprinted.
+            from ranksrgan.data.demo import build_demo_dataset
+
+            build_demo_dataset(cfg.data.demo_root)
+
+    # ----------------------------------------------------------------- configs
+    def variant(self, group: str, name: str) -> DictConfig:
+        """The run's config with ``group`` switched to ``name`` and the ``stages`` settings merged."""
+        cfg = self.cfg
+        if cfg.get(group) is None or cfg[group].get("name") != name:
+            from hydra import compose
+            from hydra.errors import MissingConfigException
+
+            def keep(o: str) -> bool:
+                key = o.lstrip("+~")
+                if group == "gan" and key.startswith("gan.module.generator"):
+                    return True
+                return not key.startswith((f"{group}=", f"{group}."))
+
+            try:
+                cfg = compose(config_name="config", overrides=[o for o in self.overrides if keep(o)] + [f"{group}={name}"])
+            except MissingConfigException:
+                raise ValueError(f"no {group} config named {name!r} (conf/{group}/{name}.yaml)") from None
+        return self._with_stage_settings(cfg, group, name)
+
+    def _with_stage_settings(self, cfg: DictConfig, group: str, name: str) -> DictConfig:
+        settings = self.cfg.get("stages") or {}
+        kind = "rankers" if group == "ranker" else "generators"
+        layers = [(label, settings.get(label)) for label in ("all", kind, name)]
+        layers = [(label, layer) for label, layer in layers if layer]
+        if not layers:
+            return cfg
+        cfg = cfg.copy()
+        section = cfg[group]
+        for label, layer in layers:
+            try:
+                section = OmegaConf.merge(section, layer)
+            except Exception as err:  # omegaconf raises several types for a bad key
+                raise ValueError(f"stages.{label} does not fit {group}={name}: {str(err).splitlines()[0]}") from None
+        OmegaConf.set_struct(cfg, False)
+        cfg[group] = section
+        return cfg
+
+    # ----------------------------------------------------------------- planning
+    def plan(self) -> list[Stage]:
+        """Stages to run, dependencies first, each once."""
+        cfg = self.cfg
+        compare = list(cfg.get("compare") or [])
+        if cfg.get("gan") is None and not compare:
+            if cfg.get("ranker") is None:
+                raise ValueError(
+                    "nothing to train: choose ranker=<sr|interp|blur|noise> and/or gan=<recipe> (or experiment=demo)"
+                )
+            stages: list[Stage] = []
+            self.ranker_stage(self.variant("ranker", cfg.ranker.name), stages)
+            return stages
+        stages = []
+        if cfg.get("ranker") is not None:
+            self.ranker_stage(self.variant("ranker", cfg.ranker.name), stages)
+        if cfg.get("gan") is not None:
+            self.generator_stage(self.variant("gan", cfg.gan.name), stages)
+        for name in compare:
+            self.generator_stage(self.variant("gan", str(name)), stages)
+        return stages
+
+    def _add(self, stage: Stage, stages: list[Stage]) -> Stage:
+        existing = next((s for s in stages if s.kind == stage.kind and s.key == stage.key), None)
+        if existing is not None:
+            return existing
+        stages.append(stage)
+        return stage
+
+    def ranker_stage(self, cfg: DictConfig, stages: list[Stage]) -> Stage:
+        """The Ranker stage of ``cfg.ranker``, after the stages it depends on."""
+        deps: list[Stage] = []
+        datamodule = cfg.ranker.datamodule
+        source = datamodule.get("sr")
+        if isinstance(source, str) and is_recipe(source):
+            try:
+                deps.append(self.generator_stage(self.variant("gan", source), stages))
+            except ValueError as err:
+                raise ValueError(
+                    f"ranker={cfg.ranker.name}: datamodule.sr={source!r} is not 'bicubic', an existing file or folder, "
+                    f"nor a generator recipe ({err})"
+                ) from None
+        ignored = ["ranker.datamodule.label_batch_size"]
+        labels = datamodule.get("labels")
+        if labels is not None and datamodule.get("hr") is None:
+            ignored += [f"ranker.datamodule.{k}" for k in _read_label_settings(cfg.ranker.name, datamodule)]
+        stage_cfg = _stage_config(cfg, "ranker")
+        stage = Stage(
+            "ranker",
+            cfg.ranker.name,
+            stage_cfg,
+            deps,
+            stage_inputs(cfg.ranker, f"ranker={cfg.ranker.name}"),
+            self.world_size,
+            tuple(ignored),
+        )
+        return self._add(stage, stages)
+
+    def generator_stage(self, cfg: DictConfig, stages: list[Stage]) -> Stage:
+        """The stage of ``cfg.gan``, after the stages it depends on."""
+        deps: list[Stage] = []
+        for entry in cfg.gan.get("rankers") or []:
+            if entry.get("checkpoint"):
+                continue
+            if not entry.get("name"):
+                raise ValueError(f"gan={cfg.gan.name}: a Ranker entry needs a name or a checkpoint, got {dict(entry)}")
+            # A Ranker the command selected itself (with its own overrides) serves the recipe.
+            dep = next((s for s in stages if s.kind == "ranker" and s.name == entry.name), None)
+            if dep is None:
+                dep = self.ranker_stage(self.variant("ranker", entry.name), stages)
+            deps.append(dep)
+        pretrained = cfg.gan.get("pretrained")
+        if pretrained and not is_checkpoint_path(str(pretrained)):
+            deps.append(self.generator_stage(self.variant("gan", str(pretrained)), stages))
+        where = f"gan={cfg.gan.name}"
+        inputs = {**stage_inputs(cfg.gan, where), **stage_inputs(cfg.data, f"{where} data")}
+        stage = Stage(
+            "generator", cfg.gan.name, _stage_config(cfg, "gan"), deps, inputs, self.world_size, NO_EFFECT_KEYS
+        )
+        return self._add(stage, stages)
+
+
+def is_recipe(source: str) -> bool:
+    """Whether an interpolation Ranker's ``sr`` names a generator recipe (not ``bicubic``, not a
+    file or folder that exists, not checkpoint-like)."""
+    return source not in SOURCE_WORDS and not Path(source).exists() and not is_checkpoint_path(source)
 
 
 def _stage_config(cfg: DictConfig, section: str) -> DictConfig:
@@ -77,78 +308,127 @@ def _stage_config(cfg: DictConfig, section: str) -> DictConfig:
     return OmegaConf.create(node)
 
 
-class Planner:
-    """Resolves the stages of a run. ``overrides`` are the run's command-line overrides."""
+def _read_label_settings(ranker: str, datamodule: DictConfig) -> list[str]:
+    """Check an existing label file's header against the labelling keys; returns those keys."""
+    from ranksrgan.data.rank.labels import read_labels
+    from ranksrgan.data.rank.sr import LABEL_SETTINGS, check_label_settings
 
-    def __init__(self, cfg: DictConfig, overrides: list[str]) -> None:
-        self.cfg, self.overrides = cfg, list(overrides)
-
-    def variant(self, group: str, name: str, extra: Sequence[str] = ()) -> DictConfig:
-        """The run's config with ``group`` switched to ``name``, keeping the other overrides.
-
-        Overrides inside the group (``ranker.x=...``) apply only to the option the user selected,
-        except the generator architecture (``gan.module.generator...``), which a GAN and the
-        generator it is initialised from must share. ``extra`` overrides are applied last.
-        """
-        if not extra and self.cfg[group] is not None and self.cfg[group].get("name") == name:
-            return self.cfg
-        from hydra import compose
-
-        def keep(o: str) -> bool:
-            key = o.lstrip("+~")
-            if group == "gan" and key.startswith("gan.module.generator"):
-                return True
-            return not key.startswith((f"{group}=", f"{group}."))
-
-        return compose(config_name="config", overrides=[o for o in self.overrides if keep(o)] + [f"{group}={name}", *extra])
-
-    def plan(self) -> list[Stage]:
-        """Stages to run, dependencies first, each once."""
-        cfg = self.cfg
-        if cfg.get("gan") is None:
-            if cfg.get("ranker") is None:
-                raise ValueError(
-                    "nothing to train: choose ranker=<sr|interp|blur|noise> and/or gan=<recipe> (or experiment=demo)"
-                )
-            return [ranker_stage(cfg)]
-        stages: list[Stage] = []
-        if cfg.get("ranker") is not None:
-            stages.append(ranker_stage(cfg))
-        self.generator_stage(cfg, stages)
-        return stages
-
-    def generator_stage(self, cfg: DictConfig, stages: list[Stage]) -> Stage:
-        """The stage of ``cfg.gan``, after appending the stages it depends on to ``stages``."""
-        deps: list[Stage] = []
-        for entry in cfg.gan.get("rankers") or []:
-            if entry.get("checkpoint"):
-                continue
-            if not entry.get("name"):
-                raise ValueError(f"gan={cfg.gan.name}: a Ranker entry needs a name or a checkpoint, got {dict(entry)}")
-            dep = next((s for s in stages if s.kind == "ranker" and s.name == entry.name), None)
-            if dep is None:
-                dep = ranker_stage(self.variant("ranker", entry.name))
-                stages.append(dep)
-            deps.append(dep)
-        pretrained = cfg.gan.get("pretrained")
-        if pretrained and not is_checkpoint_path(str(pretrained)):
-            extra = list(cfg.gan.get("pretrained_overrides") or [])
-            deps.append(self.generator_stage(self.variant("gan", str(pretrained), extra), stages))
-        stage = Stage("generator", cfg.gan.name, _stage_config(cfg, "gan"), deps)
-        existing = next((s for s in stages if s.key == stage.key), None)
-        if existing is not None:
-            return existing
-        stages.append(stage)
-        return stage
+    path = Path(datamodule.labels)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: label file of ranker={ranker} not found (build it with ranksrgan-build-rankset)")
+    meta = read_labels(path).meta
+    check_label_settings(path, meta, **{k: datamodule.get(k) for k in LABEL_SETTINGS if k != "patch_size"})
+    return [k for k in LABEL_SETTINGS if k != "patch_size"]
 
 
-def is_checkpoint_path(value: str) -> bool:
-    """A ``pretrained`` / Ranker value that names a file rather than a recipe."""
-    return "/" in value or value.endswith((".ckpt", ".pth", ".pt"))
+def stage_inputs(node: DictConfig, where: str) -> dict[str, str]:
+    """``{path: fingerprint}`` of the files and folders named under :data:`PATH_KEYS` in ``node``.
+
+    Missing inputs fail here, before anything trains. A label file that the stage builds
+    itself (``labels`` with ``hr`` set) is an output, not an input; a label file that is read
+    adds the folders named in its header.
+    """
+    found: dict[str, str] = {}
+
+    def add(path: str, label: str, required: bool = True) -> None:
+        digest = path_digest(path)
+        if digest is None:
+            if required:
+                raise FileNotFoundError(f"{path}: {label} of {where} does not exist")
+            return
+        found[path] = digest
+
+    def walk(n: Any, trail: str) -> None:
+        if isinstance(n, dict):
+            builds_labels = n.get("hr") is not None and "labels" in n
+            for k, v in n.items():
+                here = f"{trail}.{k}" if trail else str(k)
+                if k in PATH_KEYS and not (k == "labels" and builds_labels):
+                    for value in _path_values(k, v):
+                        add(value, here)
+                        if k == "labels":
+                            _label_sources(value, add)
+                else:
+                    walk(v, here)
+        elif isinstance(n, list):
+            for i, v in enumerate(n):
+                walk(v, f"{trail}.{i}")
+
+    walk(OmegaConf.to_container(node, resolve=True), "")
+    return found
 
 
-def ranker_stage(cfg: DictConfig) -> Stage:
-    return Stage("ranker", cfg.ranker.name, _stage_config(cfg, "ranker"))
+def _path_values(key: str, value: Any) -> list[str]:
+    values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+        if not isinstance(v, str) or not v or v in SOURCE_WORDS:
+            continue
+        if key in ("sr", "pretrained") and not isinstance(value, dict) and is_recipe(v):
+            continue  # a recipe: its stage key stands for it
+        out.append(v)
+    return out
+
+
+def _label_sources(path: str, add) -> None:
+    from ranksrgan.data.rank.labels import read_labels
+
+    meta = read_labels(path).meta
+    add(str(meta["hr"]), f"HR folder named in {path}")
+    for method, folder in (meta.get("sr") or {}).items():
+        if folder not in SOURCE_WORDS:
+            add(str(folder), f"SR folder of {method!r} named in {path}")
+
+
+# ===================================================================== deciding and describing
+
+
+@dataclass
+class Decision:
+    """What :func:`run_stage` will do with a stage: ``reuse``, ``resume`` or ``train``, and why."""
+
+    action: str
+    reason: str
+
+
+def decide(cfg: DictConfig, stage: Stage, store: StageStore, run_started: float | None = None) -> Decision:
+    """Reuse a finished stage, resume an unfinished one, or train it from step 0 (see module docstring)."""
+    record = store.finished(stage.kind, stage.name, stage.key)
+    artifact = store.artifact(stage.kind, stage.name, stage.key)
+    if record is not None and cfg.reuse_stages:
+        return Decision("reuse", f"finished: {artifact}")
+    if record is not None and run_started is not None and artifact.stat().st_mtime >= run_started:
+        return Decision("reuse", "trained earlier in this run")
+    if not cfg.reuse_stages:
+        return Decision("train", "reuse_stages=false: from step 0 in a fresh work folder")
+    last = store.work_dir(stage.name, stage.key) / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        return Decision("resume", f"unfinished: resumes from {last}")
+    others = [r for r in store.records(stage.kind, stage.name) if r.get("key") != stage.key]
+    if not others:
+        return Decision("train", "no stored stage of this name")
+    latest = others[0]
+    old = {k: latest.get(k) for k in ("config", "inputs", "deps", "world_size", "version")}
+    old["config"] = latest.get("key_config", latest.get("config"))
+    return Decision("train", f"differs from {stage.name}-{latest['key']}: {describe_change(old, stage.payload())}")
+
+
+def describe_plan(cfg: DictConfig, stages: list[Stage]) -> str:
+    """One line per stage: order, kind, name, key, steps, action, dependencies, reason."""
+    store = StageStore(cfg.paths.store)
+    header = f"{'#':>2}  {'kind':<9} {'name':<12} {'key':<12} {'steps':>8}  {'action':<6}  {'depends on':<24} why"
+    lines = [f"Plan ({len(stages)} stages, reuse_stages={str(bool(cfg.reuse_stages)).lower()}):", header]
+    for i, stage in enumerate(stages, 1):
+        decision = decide(cfg, stage, store)
+        deps = ", ".join(d.name for d in stage.depends_on) or "-"
+        lines.append(
+            f"{i:>2}  {stage.kind:<9} {stage.name:<12} {stage.key:<12} {stage.steps:>8}  {decision.action:<6}  {deps:<24} "
+            f"{decision.reason}"
+        )
+    return "\n".join(lines)
+
+
+# ===================================================================== training
 
 
 @contextmanager
@@ -199,8 +479,13 @@ def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
 def make_trainer(
     cfg: DictConfig, stage: Stage, work_dir: Path, max_steps: int, val_check_interval: int, monitor: str, mode: str
 ) -> pl.Trainer:
-    """A Trainer for one stage: step-based validation, best + last checkpoints, the run's logger."""
+    """A Trainer for one stage: step-based validation, the best checkpoint by ``monitor``, ``last.ckpt``
+    after every validation and at the end (:class:`~ranksrgan.lit.last_checkpoint.LastCheckpoint`),
+    the run's logger."""
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    from ranksrgan.lit.history import HISTORY_FILE, ValidationHistory
+    from ranksrgan.lit.last_checkpoint import LastCheckpoint
 
     t = cfg.trainer
     strategy: Any = t.strategy
@@ -213,11 +498,10 @@ def make_trainer(
         filename="best",
         monitor=monitor,
         mode=mode,
-        save_last=True,
         save_top_k=1,
         auto_insert_metric_name=False,
     )
-    callbacks = [checkpoint]
+    callbacks = [checkpoint, LastCheckpoint(work_dir / "checkpoints"), ValidationHistory(work_dir / HISTORY_FILE)]
     logger = make_logger(cfg, stage, work_dir)
     if logger is not None:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -248,23 +532,36 @@ def _finish_logger(trainer: pl.Trainer) -> None:
         wandb.finish()
 
 
-def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path]) -> Path:
-    """Train ``stage`` (or reuse its stored artifact) and return the artifact path."""
+def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path], run_started: float | None = None) -> Path:
+    """Train ``stage`` (or reuse its stored artifact) and return the artifact path.
+
+    ``resolved`` maps the keys of earlier stages to their artifacts.
+    """
     from hydra.utils import instantiate
 
-    store = Path(cfg.paths.store)
-    artifact = stage.artifact(store)
-    lock = _locked(store / "locks" / f"{stage.name}-{stage.key}.lock") if is_primary_process() else nullcontext()
+    store = StageStore(cfg.paths.store)
+    artifact = store.artifact(stage.kind, stage.name, stage.key)
+    primary = is_primary_process()
+    lock = _locked(store.lock_path(stage.name, stage.key)) if primary else nullcontext()
     with lock:
-        if cfg.reuse_stages and artifact.exists():
-            log.info("reusing %s %s: %s", stage.kind, stage.name, artifact)
+        decision = decide(cfg, stage, store, run_started)
+        if decision.action == "reuse":
+            log.info("reusing %s %s (%s): %s", stage.kind, stage.name, stage.key, decision.reason)
             return artifact
-        section = stage.cfg.ranker if stage.kind == "ranker" else stage.cfg.gan
-        work_dir = stage.work_dir(store)
+        work_dir = store.work_dir(stage.name, stage.key)
+        if decision.action == "train" and not cfg.reuse_stages and primary:
+            moved = store.move_aside(work_dir)
+            if moved is not None:
+                log.info("reuse_stages=false: moved the old work folder aside to %s", moved)
         work_dir.mkdir(parents=True, exist_ok=True)
         pl.seed_everything(cfg.seed, workers=True)
+        section = stage.section
         if stage.kind == "ranker":
-            datamodule = instantiate(section.datamodule)
+            dm_cfg = OmegaConf.to_container(section.datamodule, resolve=True)
+            source_dep = next((d for d in stage.depends_on if d.kind == "generator"), None)
+            if source_dep is not None:
+                dm_cfg["sr"] = str(resolved[source_dep.key])
+            datamodule = instantiate(dm_cfg)
             module = instantiate(section.module)
             steps = section.max_steps
             monitor, mode = section.monitor, "max"
@@ -279,32 +576,39 @@ def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path]) -> Path:
         val_every = max(1, min(section.val_check_interval, section.max_steps))
         trainer = make_trainer(cfg, stage, work_dir, steps, val_every, monitor, mode)
         last = work_dir / "checkpoints" / "last.ckpt"
+        resume = decision.action == "resume" and last.is_file()
         log.info(
-            "training %s %s (%s) in %s%s", stage.kind, stage.name, stage.key, work_dir, " — resuming" if last.exists() else ""
+            "training %s %s (%s) in %s: %s", stage.kind, stage.name, stage.key, work_dir, decision.reason
         )
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
         finally:
             _finish_logger(trainer)
+        if trainer.global_step < steps:
+            # Lightning returns normally from some interruptions (e.g. Ctrl-C in older releases):
+            # never publish a network that did not finish.
+            raise RuntimeError(
+                f"{stage.kind} {stage.name} stopped at step {trainer.global_step} of {steps}; "
+                "run the same command again to resume from its last checkpoint"
+            )
         if trainer.global_rank == 0:
             callback = trainer.checkpoint_callback
             best = Path(callback.best_model_path or last)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
             if callback.best_model_score is not None:
                 metrics[f"best/{monitor}"] = float(callback.best_model_score)
-            _publish(best if best.exists() else last, artifact, stage, metrics)
+            _publish(store, best if best.exists() else last, stage, metrics)
         trainer.strategy.barrier()
         return artifact
 
 
-def _publish(source: Path, artifact: Path, stage: Stage, metrics: dict[str, float]) -> None:
-    """Store the stage's network (from the chosen checkpoint) as a slim state dict, atomically,
-    with a JSON record beside it. The full training checkpoint stays in the work folder."""
+def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, float]) -> Path:
+    """Store the stage's network (from the chosen checkpoint) as a slim state dict with its record.
+    The full training checkpoint stays in the work folder."""
     from ranksrgan.checkpoints import load_generator, load_ranker
-    from ranksrgan.export import save_state_dict
 
     net = load_ranker(source) if stage.kind == "ranker" else load_generator(source)
-    save_state_dict(net, artifact)
+    payload = stage.payload()
     record = {
         "kind": stage.kind,
         "name": stage.name,
@@ -312,8 +616,13 @@ def _publish(source: Path, artifact: Path, stage: Stage, metrics: dict[str, floa
         "source": str(source),
         "metrics": metrics,
         "config": OmegaConf.to_container(stage.cfg, resolve=True),
+        "key_config": payload["config"],
+        "inputs": payload["inputs"],
+        "deps": payload["deps"],
+        "world_size": payload["world_size"],
+        "version": payload["version"],
     }
-    atomic_write_bytes(artifact.with_suffix(".json"), json.dumps(record, indent=2, default=str).encode())
+    return store.publish(net, record)
 
 
 def _resolve_ranker_entry(entry: DictConfig, stage: Stage, resolved: dict[str, Path]) -> dict:
@@ -342,21 +651,47 @@ def run(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
 
     Returns ``{"stages": {name: artifact}, "final": Stage, "metrics": final stage metrics, "all": stages}``.
     """
+    if is_primary_process():
+        os.environ[RUN_STARTED_ENV] = repr(time.time())
+    run_started = float(os.environ[RUN_STARTED_ENV]) if RUN_STARTED_ENV in os.environ else None
     stages = Planner(cfg, list(overrides)).plan()
     log.info("stages: %s", ", ".join(f"{s.kind}:{s.name}" for s in stages))
     resolved: dict[str, Path] = {}
     for stage in stages:
-        resolved[stage.key] = run_stage(cfg, stage, resolved)
-    final = stages[-1]
-    record = json.loads(final.artifact(Path(cfg.paths.store)).with_suffix(".json").read_text())
-    return {"stages": {s.name: resolved[s.key] for s in stages}, "final": final, "metrics": record["metrics"], "all": stages}
+        resolved[stage.key] = run_stage(cfg, stage, resolved, run_started if not cfg.reuse_stages else None)
+    final = _final_stage(cfg, stages)
+    record = StageStore(cfg.paths.store).finished(final.kind, final.name, final.key) or {}
+    return {
+        "stages": {s.name: resolved[s.key] for s in stages},
+        "final": final,
+        "metrics": record.get("metrics", {}),
+        "all": stages,
+    }
+
+
+def _final_stage(cfg: DictConfig, stages: list[Stage]) -> Stage:
+    """The stage the command asked for: its ``gan`` recipe, else its Ranker, else the last one."""
+    for kind, group in (("generator", "gan"), ("ranker", "ranker")):
+        if cfg.get(group) is not None:
+            match = [s for s in stages if s.kind == kind and s.name == cfg[group].name]
+            if match:
+                return match[-1]
+    return stages[-1]
+
+
+#: Columns of the end-of-run comparison: the Y metrics of the paper, plus two that see colour.
+SUMMARY_METRICS = ("niqe", "psnr", "ssim", "psnr_rgb", "chroma")
 
 
 def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
-    """Human-readable end-of-run report: the stages, then (for GAN runs) a PSNR/SSIM/NIQE table of
-    bicubic and every trained generator on the validation folders (the Table 3 protocol),
-    else the Ranker's validation metrics."""
-    from ranksrgan.evaluation import BenchmarkSet, evaluate, format_markdown
+    """Human-readable end-of-run report: the stages; for GAN runs the comparison of the paper's
+    Fig. 22 on the validation folders (bicubic, every generator and HR as rows; NIQE, PSNR, SSIM,
+    RGB PSNR, chroma ratio and each Ranker's mean score as columns) and the validation curves of
+    every generator stage; for a Ranker run its validation metrics."""
+    import torch
+
+    from ranksrgan.evaluation import BenchmarkSet, evaluate, format_comparison
+    from ranksrgan.lit.history import HISTORY_FILE, format_curves, load_history
 
     stages: list[Stage] = result["all"]
     lines = ["", "Stages (reused or trained):"]
@@ -373,10 +708,21 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
         BenchmarkSet(f"val{i}" if len(cfg.data.val_hr) > 1 else "val", Path(hr), Path(lr) if lr else None)
         for i, (hr, lr) in enumerate(zip(cfg.data.val_hr, val_lr))
     ]
+    gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
     evaluation = evaluate(
-        sets, checkpoints=[(s.name, result["stages"][s.name]) for s in generators], scale=cfg.data.scale, with_pi=None
+        sets,
+        checkpoints=[(s.name, result["stages"][s.name]) for s in generators],
+        scale=cfg.data.scale,
+        device="cuda" if gpu else "cpu",
+        with_pi=None,
+        metrics=list(SUMMARY_METRICS),
+        rankers=[(s.name, result["stages"][s.name]) for s in stages if s.kind == "ranker"],
+        include_hr=True,
+        max_images=cfg.data.get("val_max_images"),
     )
-    lines += ["", format_markdown(evaluation)]
+    store = StageStore(cfg.paths.store)
+    histories = {s.name: load_history(store.work_dir(s.name, s.key) / HISTORY_FILE) for s in generators}
+    lines += ["", format_comparison(evaluation), "", "Validation curves (the data of Fig. 22):", format_curves(histories)]
     return "\n".join(lines)
 
 
@@ -384,15 +730,7 @@ def stored_stages(store: str | os.PathLike, kind: str | None = None, name: str |
     """Records of finished stages in ``store`` (newest first), optionally of one kind / name.
 
     Each record is the stage's JSON (``kind``, ``name``, ``key``, ``metrics``: the last validation
-    plus ``best/<monitor>``, the score of the stored checkpoint; ``config``) plus
+    plus ``best/<monitor>``, the score of the stored checkpoint; ``config``; ``inputs``...) plus
     ``"checkpoint"``: the artifact path. Used by notebooks and scripts to find trained models.
     """
-    records = []
-    for kind_dir in ("rankers", "generators"):
-        for meta in (Path(store) / kind_dir).glob("*.json"):
-            record = json.loads(meta.read_text())
-            record["checkpoint"] = str(meta.with_suffix(".pth"))
-            record["mtime"] = meta.stat().st_mtime
-            if (kind is None or record["kind"] == kind) and (name is None or record["name"] == name):
-                records.append(record)
-    return sorted(records, key=lambda r: r["mtime"], reverse=True)
+    return StageStore(store).records(kind, name)

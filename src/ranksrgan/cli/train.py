@@ -33,6 +33,9 @@ def train(cfg: DictConfig) -> float | None:
     from ranksrgan import pipeline
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if cfg.dry_run:
+        print(pipeline.describe_plan(cfg, pipeline.Planner(cfg, overrides).plan()))
+        return None
     result = pipeline.run(cfg, overrides)
     if pipeline.is_primary_process():  # the other DDP ranks would print the same table again
         print(pipeline.summary(cfg, result))

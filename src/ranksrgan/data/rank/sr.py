@@ -403,6 +403,21 @@ class SRTupleDataset(SRPairDataset):
 # ----------------------------------------------------------------------------- datamodule
 
 
+#: Labelling settings of ``conf/ranker/sr.yaml`` that must agree with a label file's header.
+LABEL_SETTINGS = ("patch_size", "stride", "crop_border", "scale")
+
+
+def check_label_settings(path: str | os.PathLike, meta: Mapping, **settings: object) -> None:
+    """Raise ValueError naming both values when a labelling setting disagrees with the label
+    file's header (``meta``, line 1 of the file); settings the header lacks are not checked."""
+    for name, value in settings.items():
+        if name in meta and meta[name] != value:
+            raise ValueError(
+                f"{path}: the label file was built with {name}={meta[name]}, but the config says {name}={value}; "
+                f"set ranker.datamodule.{name}={meta[name]} or build new labels"
+            )
+
+
 class SRRankDataModule(ImageFolderDataModule):
     """Rank pairs from SR results of several methods (the paper's standard rank dataset).
 
@@ -468,6 +483,11 @@ class SRRankDataModule(ImageFolderDataModule):
         self.train_set: SRPairDataset | None = None
         self.val_set: SRTupleDataset | None = None
 
+    @property
+    def label_settings(self) -> dict[str, int]:
+        """The :data:`LABEL_SETTINGS` of this data module."""
+        return {name: getattr(self, name) for name in LABEL_SETTINGS}
+
     def prepare_data(self) -> None:
         super().prepare_data()
         if self.hr is not None:
@@ -488,8 +508,7 @@ class SRRankDataModule(ImageFolderDataModule):
         if self.train_set is not None:
             return
         table = read_labels(self.labels)
-        if table.meta["patch_size"] != self.patch_size:
-            raise ValueError(f"{self.labels}: built with patch_size {table.meta['patch_size']}, not {self.patch_size}")
+        check_label_settings(self.labels, table.meta, **self.label_settings)
         locations = select_locations(
             table, self.metric, self.label_mode, self.min_sharpness, self.min_gap, self.max_patches_per_image, self.seed
         )

@@ -1,0 +1,237 @@
+"""Stages you can trust: a changed input retrains, ``reuse_stages=false`` retrains from step 0,
+a killed stage resumes exactly, a kill while publishing leaves the store consistent, and
+``ranksrgan-store`` looks after it all."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+
+from ranksrgan import pipeline
+from ranksrgan.cli import store as store_cli
+from ranksrgan.io import read_image, write_image
+from ranksrgan.store import StageStore, describe_change
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+# One tiny blur Ranker stage: 6 steps, validation (and last.ckpt) every 2, LR halved every 3 steps.
+TINY_RANKER = [
+    "ranker=blur",
+    "data=demo",
+    "trainer=cpu",
+    "logger=csv",
+    "ranker.max_steps=6",
+    "ranker.val_check_interval=2",
+    "ranker.datamodule.patch_size=32",
+    "ranker.datamodule.batch_size=4",
+    "ranker.datamodule.num_workers=0",
+    "ranker.datamodule.val_windows_per_image=1",
+    "ranker.module.variant=vgg8",
+    "ranker.module.num_features=4",
+    "ranker.module.lr_step=3",
+]
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def _run(overrides: list[str]) -> dict:
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+        return pipeline.run(cfg, overrides)
+
+
+def _actions(overrides: list[str]) -> list[tuple[str, str, str]]:
+    """``(name, action, reason)`` of every stage, as the dry run prints them."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+        stages = pipeline.Planner(cfg, overrides).plan()
+        store = StageStore(cfg.paths.store)
+        text = pipeline.describe_plan(cfg, stages)
+        assert all(s.key in text for s in stages)
+        return [(s.name, *vars(pipeline.decide(cfg, s, store)).values()) for s in stages]
+
+
+class _Recorder(pl.Callback):
+    """Records the step each fit starts at and the learning rate after every step."""
+
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.kill_at, self.start_step, self.lrs = kill_at, None, {}
+
+    def on_train_start(self, trainer, module):
+        self.start_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.lrs[trainer.global_step] = trainer.optimizers[0].param_groups[0]["lr"]
+        if self.kill_at is not None and trainer.global_step == self.kill_at:
+            raise RuntimeError("killed")
+
+
+_MAKE_TRAINER = pipeline.make_trainer
+
+
+def _with_callback(monkeypatch, callback: pl.Callback) -> None:
+    make = _MAKE_TRAINER
+
+    def patched(*args, **kwargs):
+        trainer = make(*args, **kwargs)
+        trainer.callbacks.append(callback)
+        return trainer
+
+    monkeypatch.setattr(pipeline, "make_trainer", patched)
+
+
+def test_smoke_run_reuse_false_retrains_from_step_0_and_a_changed_image_retrains(tmp_path, caplog):
+    overrides = ["experiment=smoke", "gan=rankrb", f"paths.root={tmp_path}"]
+    first = _run(overrides)
+    assert [a[1] for a in _actions(overrides)] == ["reuse"] * 3
+    store = StageStore(tmp_path / "store")
+
+    # reuse_stages=false: every stage trains from step 0 in a fresh folder; the old one is moved aside
+    caplog.set_level(logging.INFO, logger="ranksrgan.pipeline")
+    fresh = [*overrides, "reuse_stages=false"]
+    assert [a[1] for a in _actions(fresh)] == ["train"] * 3
+    again = _run(fresh)
+    assert again["stages"] == first["stages"]  # same keys
+    for stage in again["all"]:
+        assert "reuse_stages=false: from step 0" in caplog.text and f"training {stage.kind} {stage.name}" in caplog.text
+        moved = list((tmp_path / "store" / "training").glob(f"{stage.name}-{stage.key}.old-*"))
+        assert len(moved) == 1 and (moved[0] / "checkpoints" / "last.ckpt").is_file()
+        ckpt = torch.load(store.work_dir(stage.name, stage.key) / "checkpoints" / "last.ckpt", weights_only=False)
+        assert ckpt["global_step"] == stage.steps * (2 if stage.name == "rankrb" else 1)
+        assert store.finished(stage.kind, stage.name, stage.key) is not None
+    assert "reusing" not in caplog.text and "resum" not in caplog.text.lower()
+
+    # one training image changes content (same name, same size, new pixels and mtime)
+    image = tmp_path / "data" / "demo" / "train" / "HR" / "rocket.png"
+    x = read_image(image)
+    x[:, :4, :4] = 1 - x[:, :4, :4]
+    write_image(image, x)
+    actions = _actions(overrides)
+    assert [a[1] for a in actions] == ["train"] * 3
+    for _, _, reason in actions:
+        assert "input changed" in reason and str(image.parent) in reason
+
+
+def test_killed_stage_resumes_from_its_last_checkpoint_with_the_same_schedule(tmp_path, monkeypatch):
+    overrides = [*TINY_RANKER, f"paths.root={tmp_path}"]
+    killed = _Recorder(kill_at=5)
+    _with_callback(monkeypatch, killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(overrides)
+    assert killed.start_step == 0
+    (name, action, reason) = _actions(overrides)[0]
+    assert (name, action) == ("blur", "resume") and "last.ckpt" in reason
+
+    resumed = _Recorder()
+    _with_callback(monkeypatch, resumed)
+    result = _run(overrides)
+    assert resumed.start_step == 4  # the last validation before the kill saved last.ckpt at step 4
+    reference = _Recorder()
+    _with_callback(monkeypatch, reference)
+    _run([*overrides, f"paths.root={tmp_path / 'reference'}"])
+    # StepLR(3, 0.5): the resumed run continues the uninterrupted run's schedule step for step
+    assert resumed.lrs == {k: v for k, v in reference.lrs.items() if k > 4}
+    assert resumed.lrs[6] == pytest.approx(1e-3 * 0.25)
+    record = StageStore(tmp_path / "store").finished("ranker", "blur", result["final"].key)
+    assert record is not None and record["key"] == result["final"].key
+
+
+@pytest.mark.parametrize("point", ["network", "record"])
+def test_kill_while_publishing_leaves_the_store_consistent(tmp_path, monkeypatch, point):
+    """Killed while writing the network (nothing published) or between the network and its
+    record (a network without a record): the next run publishes the finished stage."""
+    import ranksrgan.export
+    import ranksrgan.store
+
+    overrides = [*TINY_RANKER, f"paths.root={tmp_path}"]
+    target = (ranksrgan.export, "atomic_path") if point == "network" else (ranksrgan.store, "atomic_write_bytes")
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(*target, die)
+        with pytest.raises(KeyboardInterrupt):
+            _run(overrides)
+    store = StageStore(tmp_path / "store")
+    stage = pipeline.Planner(_compose(overrides), overrides).plan()[0]
+    assert store.finished("ranker", "blur", stage.key) is None and store.records() == []
+    assert store.artifact("ranker", "blur", stage.key).exists() == (point == "record")
+    assert not list((tmp_path / "store").rglob("*.tmp*"))
+    assert _actions(overrides)[0][1] == "resume"
+    _run(overrides)  # fit returns at once (max_steps reached), then publishes
+    record = store.finished("ranker", "blur", stage.key)
+    assert record is not None and record["metrics"]["best/val/srocc"] == pytest.approx(record["metrics"]["best/val/srocc"])
+
+
+def test_a_record_never_vouches_for_another_network(tmp_path):
+    from ranksrgan.nets import Ranker
+
+    store = StageStore(tmp_path)
+    record = {"kind": "ranker", "name": "blur", "key": "abc123def456", "metrics": {}, "config": {}}
+    store.publish(Ranker(variant="vgg8", num_features=4), record)
+    assert store.finished("ranker", "blur", "abc123def456") is not None
+    from ranksrgan.export import save_state_dict
+
+    save_state_dict(Ranker(variant="vgg8", num_features=4), store.artifact("ranker", "blur", "abc123def456"))
+    assert store.finished("ranker", "blur", "abc123def456") is None
+
+
+def test_describe_change_names_what_changed():
+    old = {"config": {"ranker": {"max_steps": 1000}}, "inputs": {"a/HR": "x"}, "deps": {"srgan": "1"}, "world_size": 1}
+    new = {"config": {"ranker": {"max_steps": 6}}, "inputs": {"a/HR": "y"}, "deps": {"srgan": "2"}, "world_size": 2}
+    text = describe_change(old, new)
+    for part in ("input changed: a/HR", "retrained dependency: srgan", "world_size 1 -> 2", "ranker.max_steps 1000 -> 6"):
+        assert part in text
+
+
+def test_store_cli_list_show_diff_remove_prune(tmp_path, capsys):
+    from ranksrgan.nets import Ranker
+
+    store = StageStore(tmp_path)
+    for key, steps in (("aaaa11112222", 10), ("aaaa33334444", 20)):
+        record = {
+            "kind": "ranker",
+            "name": "blur",
+            "key": key,
+            "metrics": {"val/srocc": 0.5, "best/val/srocc": 0.75},
+            "config": {"ranker": {"max_steps": steps, "monitor": "val/srocc"}},
+        }
+        store.publish(Ranker(variant="vgg8", num_features=4), record)
+        (store.work_dir("blur", key) / "checkpoints").mkdir(parents=True)
+    (tmp_path / "training" / "blur-aaaa11112222.old-20260101-000000").mkdir()
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = store_cli.main(["--store", str(tmp_path), *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = cli("list")
+    assert code == 0 and out.count("blur") == 2 and "srocc=0.75" in out and "srocc=0.5" in out
+    code, out, _ = cli("show", "aaaa1111")
+    assert code == 0 and json.loads(out)["config"]["ranker"]["max_steps"] == 10
+    code, out, _ = cli("show", "aaaa1111", "--diff", "blur-aaaa3333")
+    assert code == 0 and "ranker.max_steps: 20 -> 10" in out
+    code, _, err = cli("show", "aaaa")
+    assert code == 1 and "ambiguous" in err and err.count("\n") == 1
+    code, _, err = cli("remove", "ffff")
+    assert code == 1 and "no stored stage with key 'ffff'" in err
+    code, out, _ = cli("prune", "--dry-run")
+    assert code == 0 and "would remove" in out and ".old-" in out and (tmp_path / "training").glob("*.old-*")
+    code, out, _ = cli("prune")
+    assert code == 0 and not list((tmp_path / "training").glob("*.old-*"))
+    assert store.work_dir("blur", "aaaa11112222").is_dir()  # finished stages keep their work folders by default
+    code, out, _ = cli("remove", "aaaa1111")
+    assert code == 0 and [r["key"] for r in store.records()] == ["aaaa33334444"]
+    assert not store.work_dir("blur", "aaaa11112222").exists()
+    code, _, err = store_cli.main(["--store", str(tmp_path / "none"), "list"]), "", capsys.readouterr().err
+    assert code == 2 and "no such store folder" in err
