@@ -287,3 +287,16 @@ def test_work_buffers_and_strip_sizes_do_not_change_results(monkeypatch):
     assert torch.equal(niqe(b), first_b)
     assert torch.equal(niqe(a), first_a)
     assert niqe_module._WORK.kept_bytes() == 0
+
+
+def test_niqe_after_a_call_under_inference_mode():
+    """Scratch arrays first made under ``torch.inference_mode()`` (a Lightning validation) must not
+    break a later call outside it (in-place writes to inference tensors are refused)."""
+    from ranksrgan.metrics.niqe import release_work_buffers
+
+    release_work_buffers()
+    x = torch.rand(1, 3, 200, 232, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        inside = niqe(x)
+    outside = niqe(x)
+    assert torch.equal(inside, outside) and torch.isfinite(outside).all()

@@ -145,13 +145,69 @@ def test_ranker_given_as_checkpoint_needs_no_stage_and_its_content_is_in_the_key
     assert again[0].key == stages[0].key and again[1].key != stages[1].key
 
 
-def test_missing_inputs_fail_before_training(tmp_path):
-    with pytest.raises(FileNotFoundError, match="r.pth: .*gan=ranksrgan does not exist"):
-        plan(["gan=ranksrgan", f"gan.rankers=[{{checkpoint: {tmp_path}/r.pth, weight: 0.03}}]"])
-    with pytest.raises(FileNotFoundError, match="g.pth: .*pretrained.*does not exist"):
-        plan(["gan=srgan", f"gan.pretrained={tmp_path}/g.pth"])
-    with pytest.raises(FileNotFoundError, match="nowhere: .*train_hr"):
-        plan(["ranker=blur", "data=folders", f"data.train_hr=[{tmp_path}/nowhere]", f"data.val_hr=[{tmp_path}]"])
+def test_every_problem_of_every_stage_is_listed_before_training(tmp_path):
+    with pytest.raises(pipeline.PlanError) as info:
+        plan(
+            [
+                "gan=ranksrgan",
+                f"gan.rankers=[{{checkpoint: {tmp_path}/r.pth, weight: -0.03}}]",
+                f"gan.pretrained={tmp_path}/g.pth",
+                "data=folders",
+                f"data.train_hr=[{tmp_path}/nowhere]",
+                f"data.val_hr=[{tmp_path}]",
+                "gan.max_steps=-5",
+                "gan.module.pixel.weight=-1",
+            ]
+        )
+    problems = info.value.problems
+    expected = [
+        f"{tmp_path}/r.pth: gan.rankers.0.checkpoint of gan=ranksrgan does not exist",
+        f"{tmp_path}/g.pth: gan.pretrained of gan=ranksrgan does not exist",
+        f"{tmp_path}/nowhere: data.train_hr of gan=ranksrgan does not exist",
+        "gan=ranksrgan: max_steps must be > 0, got -5",
+        "gan=ranksrgan: gan.module.pixel.weight must be >= 0, got -1",
+        "gan=ranksrgan: gan.rankers.0.weight",
+    ]
+    for line in expected:
+        assert sum(p.startswith(line) for p in problems) == 1, (line, problems)
+    assert all("\n" not in p for p in problems)
+    with pytest.raises(pipeline.PlanError, match="nothing to train"):
+        plan([])
+
+
+def test_train_reports_problems_in_one_line_each_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    args = [sys.executable, "train.py", "gan=srresnet", "gan.max_steps=-5", f"paths.root={tmp_path}"]
+    proc = subprocess.run(args, cwd=Path(CONF).parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "ranksrgan-train: error: gan=srresnet: max_steps must be > 0, got -5 (stages.srresnet.max_steps or gan.max_steps)"
+    ]
+
+
+def test_offline_vgg_weights_stop_the_run_before_the_first_stage(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["gan=srgan", f"paths.root={tmp_path}"])
+        stages = pipeline.Planner(cfg, []).plan()
+        text = pipeline.describe_plan(cfg, stages)
+        assert "vgg19-dcbb9e9d.pth: VGG19 ImageNet weights for the perceptual loss of gan=srgan are not downloaded" in text
+
+        from torchvision import models
+
+        def offline(*args, **kwargs):
+            raise OSError("no network")
+
+        monkeypatch.setattr(models.VGG19_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
+        trained = []
+        monkeypatch.setattr(pipeline, "run_stage", lambda *a, **k: trained.append(a))
+        with pytest.raises(pipeline.PlanError, match="could not be downloaded"):
+            pipeline.run(cfg, [])
+    assert trained == []
 
 
 def test_pretrained_file_content_is_in_the_key(tmp_path):
@@ -216,6 +272,15 @@ def test_sr_ranker_label_settings_are_checked_against_the_file_header(tmp_path):
     assert plan([*common, "ranker.datamodule.stride=100"])[0].key != a[0].key
 
 
+
+
+def test_dry_run_after_a_finished_run_reuses_every_stage(tiny_run):
+    cfg, overrides, result = tiny_run
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        stages = pipeline.Planner(cfg, overrides).plan()
+        text = pipeline.describe_plan(cfg, stages)
+    rows = [line.split() for line in text.splitlines() if line[:2].strip().isdigit()]
+    assert len(rows) == 5 and all(r[5] == "reuse" for r in rows), text
 
 
 def test_tiny_pipeline_end_to_end_then_reuse(tiny_run):

@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -74,6 +75,14 @@ SOURCE_WORDS = ("bicubic", "hr")
 #: Environment variable with the start time of the primary process's run; DDP ranks that re-run
 #: the command see it and reuse the stages published since, even with ``reuse_stages=false``.
 RUN_STARTED_ENV = "RANKSRGAN_RUN_STARTED"
+
+
+class PlanError(ValueError):
+    """Problems found while planning or checking a run, one per line (all of them, not the first)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 @dataclass
@@ -160,6 +169,8 @@ class Planner:
     def __init__(self, cfg: DictConfig, overrides: list[str]) -> None:
         self.cfg, self.overrides = cfg, list(overrides)
         self.world_size = world_size(cfg.trainer)
+        #: problems found while planning (missing inputs, bad values); :meth:`plan` raises them together
+        self.problems: list[str] = []
         if cfg.data.get("build_demo"):
             # The demo images are inputs of every stage: they must exist before they are fingerprinted.
             from ranksrgan.data.demo import build_demo_dataset
@@ -183,7 +194,7 @@ class Planner:
             try:
                 cfg = compose(config_name="config", overrides=[o for o in self.overrides if keep(o)] + [f"{group}={name}"])
             except MissingConfigException:
-                raise ValueError(f"no {group} config named {name!r} (conf/{group}/{name}.yaml)") from None
+                raise PlanError([f"no {group} config named {name!r} (conf/{group}/{name}.yaml)"]) from None
         return self._with_stage_settings(cfg, group, name)
 
     def _with_stage_settings(self, cfg: DictConfig, group: str, name: str) -> DictConfig:
@@ -199,20 +210,33 @@ class Planner:
             try:
                 section = OmegaConf.merge(section, layer)
             except Exception as err:  # omegaconf raises several types for a bad key
-                raise ValueError(f"stages.{label} does not fit {group}={name}: {str(err).splitlines()[0]}") from None
+                raise PlanError([f"stages.{label} does not fit {group}={name}: {str(err).splitlines()[0]}"]) from None
         OmegaConf.set_struct(cfg, False)
         cfg[group] = section
         return cfg
 
     # ----------------------------------------------------------------- planning
     def plan(self) -> list[Stage]:
-        """Stages to run, dependencies first, each once."""
+        """Stages to run, dependencies first, each once.
+
+        Raises :class:`PlanError` listing every problem found in every stage (missing files and
+        folders, negative loss weights, non-positive steps) before anything trains.
+        """
+        self.problems = []
+        stages = self._plan()
+        for stage in stages:
+            self.problems += check_values(stage)
+        if self.problems:
+            raise PlanError(list(dict.fromkeys(self.problems)))
+        return stages
+
+    def _plan(self) -> list[Stage]:
         cfg = self.cfg
         compare = list(cfg.get("compare") or [])
         if cfg.get("gan") is None and not compare:
             if cfg.get("ranker") is None:
-                raise ValueError(
-                    "nothing to train: choose ranker=<sr|interp|blur|noise> and/or gan=<recipe> (or experiment=demo)"
+                raise PlanError(
+                    ["nothing to train: choose ranker=<sr|interp|blur|noise> and/or gan=<recipe> (or experiment=demo)"]
                 )
             stages: list[Stage] = []
             self.ranker_stage(self.variant("ranker", cfg.ranker.name), stages)
@@ -241,22 +265,27 @@ class Planner:
         if isinstance(source, str) and is_recipe(source):
             try:
                 deps.append(self.generator_stage(self.variant("gan", source), stages))
-            except ValueError as err:
-                raise ValueError(
-                    f"ranker={cfg.ranker.name}: datamodule.sr={source!r} is not 'bicubic', an existing file or folder, "
-                    f"nor a generator recipe ({err})"
+            except PlanError as err:
+                raise PlanError(
+                    [
+                        f"ranker={cfg.ranker.name}: datamodule.sr={source!r} is not 'bicubic', an existing file or folder, "
+                        f"nor a generator recipe ({err})"
+                    ]
                 ) from None
         ignored = ["ranker.datamodule.label_batch_size"]
         labels = datamodule.get("labels")
         if labels is not None and datamodule.get("hr") is None:
-            ignored += [f"ranker.datamodule.{k}" for k in _read_label_settings(cfg.ranker.name, datamodule)]
+            try:
+                ignored += [f"ranker.datamodule.{k}" for k in _read_label_settings(cfg.ranker.name, datamodule)]
+            except (OSError, ValueError) as err:
+                self.problems.append(str(err))
         stage_cfg = _stage_config(cfg, "ranker")
         stage = Stage(
             "ranker",
             cfg.ranker.name,
             stage_cfg,
             deps,
-            stage_inputs(cfg.ranker, f"ranker={cfg.ranker.name}"),
+            stage_inputs(cfg.ranker, f"ranker={cfg.ranker.name}", self.problems, "ranker"),
             self.world_size,
             tuple(ignored),
         )
@@ -269,7 +298,7 @@ class Planner:
             if entry.get("checkpoint"):
                 continue
             if not entry.get("name"):
-                raise ValueError(f"gan={cfg.gan.name}: a Ranker entry needs a name or a checkpoint, got {dict(entry)}")
+                raise PlanError([f"gan={cfg.gan.name}: a Ranker entry needs a name or a checkpoint, got {dict(entry)}"])
             # A Ranker the command selected itself (with its own overrides) serves the recipe.
             dep = next((s for s in stages if s.kind == "ranker" and s.name == entry.name), None)
             if dep is None:
@@ -279,7 +308,7 @@ class Planner:
         if pretrained and not is_checkpoint_path(str(pretrained)):
             deps.append(self.generator_stage(self.variant("gan", str(pretrained)), stages))
         where = f"gan={cfg.gan.name}"
-        inputs = {**stage_inputs(cfg.gan, where), **stage_inputs(cfg.data, f"{where} data")}
+        inputs = {**stage_inputs(cfg.gan, where, self.problems, "gan"), **stage_inputs(cfg.data, where, self.problems, "data")}
         stage = Stage(
             "generator", cfg.gan.name, _stage_config(cfg, "gan"), deps, inputs, self.world_size, NO_EFFECT_KEYS
         )
@@ -321,10 +350,11 @@ def _read_label_settings(ranker: str, datamodule: DictConfig) -> list[str]:
     return [k for k in LABEL_SETTINGS if k != "patch_size"]
 
 
-def stage_inputs(node: DictConfig, where: str) -> dict[str, str]:
+def stage_inputs(node: DictConfig, where: str, problems: list[str] | None = None, prefix: str = "") -> dict[str, str]:
     """``{path: fingerprint}`` of the files and folders named under :data:`PATH_KEYS` in ``node``.
 
-    Missing inputs fail here, before anything trains. A label file that the stage builds
+    A missing input raises FileNotFoundError, or is appended to ``problems`` when that list is
+    given (so that a plan reports every problem at once). A label file that the stage builds
     itself (``labels`` with ``hr`` set) is an output, not an input; a label file that is read
     adds the folders named in its header.
     """
@@ -334,7 +364,10 @@ def stage_inputs(node: DictConfig, where: str) -> dict[str, str]:
         digest = path_digest(path)
         if digest is None:
             if required:
-                raise FileNotFoundError(f"{path}: {label} of {where} does not exist")
+                message = f"{path}: {label} of {where} does not exist"
+                if problems is None:
+                    raise FileNotFoundError(message)
+                problems.append(message)
             return
         found[path] = digest
 
@@ -346,7 +379,7 @@ def stage_inputs(node: DictConfig, where: str) -> dict[str, str]:
                 if k in PATH_KEYS and not (k == "labels" and builds_labels):
                     for value in _path_values(k, v):
                         add(value, here)
-                        if k == "labels":
+                        if k == "labels" and Path(value).is_file():
                             _label_sources(value, add)
                 else:
                     walk(v, here)
@@ -354,7 +387,7 @@ def stage_inputs(node: DictConfig, where: str) -> dict[str, str]:
             for i, v in enumerate(n):
                 walk(v, f"{trail}.{i}")
 
-    walk(OmegaConf.to_container(node, resolve=True), "")
+    walk(OmegaConf.to_container(node, resolve=True), prefix)
     return found
 
 
@@ -378,6 +411,90 @@ def _label_sources(path: str, add) -> None:
     for method, folder in (meta.get("sr") or {}).items():
         if folder not in SOURCE_WORDS:
             add(str(folder), f"SR folder of {method!r} named in {path}")
+
+
+def check_values(stage: Stage) -> list[str]:
+    """Config values that cannot train: non-positive steps or validation interval, negative loss
+    or Ranker weights. One line per problem, naming the key as the command line spells it."""
+    section, group = stage.section, "ranker" if stage.kind == "ranker" else "gan"
+    where = f"{group}={stage.name}"
+    problems = []
+    for key in ("max_steps", "val_check_interval"):
+        value = section.get(key)
+        if value is None or int(value) <= 0:
+            problems.append(f"{where}: {key} must be > 0, got {value} (stages.{stage.name}.{key} or {group}.{key})")
+    if stage.kind == "generator":
+        for term in ("pixel", "perceptual", "gan"):
+            weight = (section.module.get(term) or {}).get("weight", 0.0)
+            if weight is not None and float(weight) < 0:
+                problems.append(f"{where}: gan.module.{term}.weight must be >= 0, got {weight}")
+        for i, entry in enumerate(section.get("rankers") or []):
+            if float(entry.get("weight", 0.0)) < 0:
+                problems.append(
+                    f"{where}: gan.rankers.{i}.weight ({entry.get('name') or entry.get('checkpoint')}) must be >= 0, "
+                    f"got {entry.weight}; a Ranker score is higher for worse images, so a positive weight already "
+                    "pushes toward better ones"
+                )
+    return problems
+
+
+#: Free space below which a run does not start (checkpoints of one stage are tens of MB to GBs).
+MIN_FREE_BYTES = 512 * 2**20
+
+
+def preflight(cfg: DictConfig, stages: list[Stage], download: bool = True) -> list[str]:
+    """Problems that would stop a stage later, found before the first stage starts.
+
+    * the store folder can be created and written, with at least :data:`MIN_FREE_BYTES` free;
+    * the VGG19 ImageNet weights of every perceptual loss with ``pretrained: true`` are in the
+      torch hub cache; with ``download`` a missing file is fetched now (the dry run only looks).
+
+    Returns one line per problem (empty: ready). Inputs and config values are checked by
+    :meth:`Planner.plan`.
+    """
+    import shutil
+
+    problems: list[str] = []
+    store = Path(cfg.paths.store)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        probe = store / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        free = shutil.disk_usage(store).free
+        if free < MIN_FREE_BYTES:
+            problems.append(f"{store}: only {free / 2**20:.0f} MB free; checkpoints need at least {MIN_FREE_BYTES // 2**20} MB")
+    except OSError as err:
+        problems.append(f"{store}: the stage store cannot be written ({err.strerror or err}); set paths.root")
+    users = [s.name for s in stages if s.kind == "generator" and _needs_imagenet_vgg(s)]
+    if users:
+        problem = _imagenet_vgg_problem(", ".join(f"gan={n}" for n in users), download)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _needs_imagenet_vgg(stage: Stage) -> bool:
+    perceptual = stage.section.module.get("perceptual") or {}
+    return float(perceptual.get("weight", 0.0) or 0.0) > 0 and bool(perceptual.get("pretrained", True))
+
+
+def _imagenet_vgg_problem(users: str, download: bool) -> str | None:
+    import torch
+    from torchvision import models
+
+    weights = models.VGG19_Weights.IMAGENET1K_V1
+    file = Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    if file.is_file():
+        return None
+    hint = "copy it there from a machine with internet, or set gan.module.perceptual.pretrained=false (random VGG)"
+    if not download:
+        return f"{file}: VGG19 ImageNet weights for the perceptual loss of {users} are not downloaded yet ({hint})"
+    try:
+        weights.get_state_dict(progress=False)  # fetches into the torch hub cache
+    except Exception as err:  # network errors come in many types
+        return f"{file}: VGG19 ImageNet weights for the perceptual loss of {users} could not be downloaded ({type(err).__name__}); {hint}"
+    return None
 
 
 # ===================================================================== deciding and describing
@@ -425,6 +542,9 @@ def describe_plan(cfg: DictConfig, stages: list[Stage]) -> str:
             f"{i:>2}  {stage.kind:<9} {stage.name:<12} {stage.key:<12} {stage.steps:>8}  {decision.action:<6}  {deps:<24} "
             f"{decision.reason}"
         )
+    problems = preflight(cfg, [s for s in stages if decide(cfg, s, store).action != "reuse"], download=False)
+    if problems:
+        lines += ["Before this can run:"] + [f"  - {p}" for p in problems]
     return "\n".join(lines)
 
 
@@ -462,13 +582,16 @@ def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
         from pytorch_lightning.loggers import WandbLogger
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        return WandbLogger(
+        logger = WandbLogger(
             project=cfg.logger.project,
             name=f"{stage.name}-{stage.key}",
             save_dir=str(work_dir),
             offline=cfg.logger.offline,
             group=stage.kind,
         )
+        # Lightning passes anonymous=None, which wandb now warns about at every stage.
+        getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+        return logger
     if kind == "csv":
         from pytorch_lightning.loggers import CSVLogger
 
@@ -477,7 +600,14 @@ def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
 
 
 def make_trainer(
-    cfg: DictConfig, stage: Stage, work_dir: Path, max_steps: int, val_check_interval: int, monitor: str, mode: str
+    cfg: DictConfig,
+    stage: Stage,
+    work_dir: Path,
+    max_steps: int,
+    val_check_interval: int,
+    monitor: str,
+    mode: str,
+    position: tuple[int, int] = (1, 1),
 ) -> pl.Trainer:
     """A Trainer for one stage: step-based validation, the best checkpoint by ``monitor``, ``last.ckpt``
     after every validation and at the end (:class:`~ranksrgan.lit.last_checkpoint.LastCheckpoint`),
@@ -486,6 +616,7 @@ def make_trainer(
 
     from ranksrgan.lit.history import HISTORY_FILE, ValidationHistory
     from ranksrgan.lit.last_checkpoint import LastCheckpoint
+    from ranksrgan.lit.progress import StageProgress
 
     t = cfg.trainer
     strategy: Any = t.strategy
@@ -501,7 +632,13 @@ def make_trainer(
         save_top_k=1,
         auto_insert_metric_name=False,
     )
-    callbacks = [checkpoint, LastCheckpoint(work_dir / "checkpoints"), ValidationHistory(work_dir / HISTORY_FILE)]
+    progress = StageProgress(
+        f"stage {position[0]}/{position[1]} {stage.kind} {stage.name}",
+        stage.steps,
+        unit="step" if stage.kind == "ranker" else "it",
+        steps_per_unit=max(1, max_steps // max(1, stage.steps)),
+    )
+    callbacks = [checkpoint, LastCheckpoint(work_dir / "checkpoints"), ValidationHistory(work_dir / HISTORY_FILE), progress]
     logger = make_logger(cfg, stage, work_dir)
     if logger is not None:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -520,7 +657,8 @@ def make_trainer(
         default_root_dir=str(work_dir),
         logger=logger,
         callbacks=callbacks,
-        enable_progress_bar=True,
+        enable_progress_bar=False,  # StageProgress counts the stage's own units
+        enable_model_summary=bool(cfg.get("verbose", False)),
         num_sanity_val_steps=0,
     )
 
@@ -532,10 +670,17 @@ def _finish_logger(trainer: pl.Trainer) -> None:
         wandb.finish()
 
 
-def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path], run_started: float | None = None) -> Path:
+def run_stage(
+    cfg: DictConfig,
+    stage: Stage,
+    resolved: dict[str, Path],
+    run_started: float | None = None,
+    position: tuple[int, int] = (1, 1),
+) -> Path:
     """Train ``stage`` (or reuse its stored artifact) and return the artifact path.
 
-    ``resolved`` maps the keys of earlier stages to their artifacts.
+    ``resolved`` maps the keys of earlier stages to their artifacts; ``position`` is the stage's
+    place in the plan (for progress lines).
     """
     from hydra.utils import instantiate
 
@@ -574,7 +719,7 @@ def run_stage(cfg: DictConfig, stage: Stage, resolved: dict[str, Path], run_star
             steps = section.max_steps * module.optimizer_steps_per_iteration
             monitor, mode = section.monitor, section.monitor_mode
         val_every = max(1, min(section.val_check_interval, section.max_steps))
-        trainer = make_trainer(cfg, stage, work_dir, steps, val_every, monitor, mode)
+        trainer = make_trainer(cfg, stage, work_dir, steps, val_every, monitor, mode, position)
         last = work_dir / "checkpoints" / "last.ckpt"
         resume = decision.action == "resume" and last.is_file()
         log.info(
@@ -655,10 +800,17 @@ def run(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
         os.environ[RUN_STARTED_ENV] = repr(time.time())
     run_started = float(os.environ[RUN_STARTED_ENV]) if RUN_STARTED_ENV in os.environ else None
     stages = Planner(cfg, list(overrides)).plan()
+    store = StageStore(cfg.paths.store)
+    todo = [s for s in stages if decide(cfg, s, store).action != "reuse"]
+    problems = preflight(cfg, todo)
+    if problems:
+        raise PlanError(problems)
     log.info("stages: %s", ", ".join(f"{s.kind}:{s.name}" for s in stages))
     resolved: dict[str, Path] = {}
-    for stage in stages:
-        resolved[stage.key] = run_stage(cfg, stage, resolved, run_started if not cfg.reuse_stages else None)
+    for i, stage in enumerate(stages, 1):
+        resolved[stage.key] = run_stage(
+            cfg, stage, resolved, run_started if not cfg.reuse_stages else None, position=(i, len(stages))
+        )
     final = _final_stage(cfg, stages)
     record = StageStore(cfg.paths.store).finished(final.kind, final.name, final.key) or {}
     return {
@@ -679,6 +831,8 @@ def _final_stage(cfg: DictConfig, stages: list[Stage]) -> Stage:
     return stages[-1]
 
 
+#: Generator iterations below which the summary says that a run only checked the plumbing.
+PLUMBING_ITERATIONS = 50
 #: Columns of the end-of-run comparison: the Y metrics of the paper, plus two that see colour.
 SUMMARY_METRICS = ("niqe", "psnr", "ssim", "psnr_rgb", "chroma")
 
@@ -709,17 +863,28 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
         for i, (hr, lr) in enumerate(zip(cfg.data.val_hr, val_lr))
     ]
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    evaluation = evaluate(
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        evaluation = evaluate(
         sets,
-        checkpoints=[(s.name, result["stages"][s.name]) for s in generators],
-        scale=cfg.data.scale,
-        device="cuda" if gpu else "cpu",
-        with_pi=None,
-        metrics=list(SUMMARY_METRICS),
-        rankers=[(s.name, result["stages"][s.name]) for s in stages if s.kind == "ranker"],
-        include_hr=True,
-        max_images=cfg.data.get("val_max_images"),
-    )
+            checkpoints=[(s.name, result["stages"][s.name]) for s in generators],
+            scale=cfg.data.scale,
+            device="cuda" if gpu else "cpu",
+            with_pi=None,
+            metrics=list(SUMMARY_METRICS),
+            rankers=[(s.name, result["stages"][s.name]) for s in stages if s.kind == "ranker"],
+            include_hr=True,
+            max_images=cfg.data.get("val_max_images"),
+        )
+    nan_outputs = sum("is NaN" in str(w.message) for w in caught)
+    if nan_outputs:
+        evaluation.notes.append(f"{nan_outputs} output(s) have an undefined (NaN) metric: constant or near-constant images")
+    most = max(s.steps for s in generators)
+    if most < PLUMBING_ITERATIONS:
+        evaluation.notes.append(
+            f"the generators trained at most {most} iterations: this run checks the plumbing, not quality "
+            "(`make demo` trains for real)"
+        )
     store = StageStore(cfg.paths.store)
     histories = {s.name: load_history(store.work_dir(s.name, s.key) / HISTORY_FILE) for s in generators}
     lines += ["", format_comparison(evaluation), "", "Validation curves (the data of Fig. 22):", format_curves(histories)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -27,16 +28,27 @@ def config_dir() -> str:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Run the pipeline for ``cfg``; print the summary; return the final stage's monitored metric."""
+    """Run the pipeline for ``cfg``; print the summary; return the final stage's monitored metric.
+
+    Problems with the command (nothing to train, missing inputs, bad values, missing VGG19
+    weights offline) are printed as one line each, without a traceback, and exit with status 2.
+    """
     from hydra.core.hydra_config import HydraConfig
 
     from ranksrgan import pipeline
 
+    quiet(bool(cfg.get("verbose", False)))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    if cfg.dry_run:
-        print(pipeline.describe_plan(cfg, pipeline.Planner(cfg, overrides).plan()))
-        return None
-    result = pipeline.run(cfg, overrides)
+    try:
+        if cfg.dry_run:
+            print(pipeline.describe_plan(cfg, pipeline.Planner(cfg, overrides).plan()))
+            return None
+        result = pipeline.run(cfg, overrides)
+    except (pipeline.PlanError, FileNotFoundError) as err:
+        lines = err.problems if isinstance(err, pipeline.PlanError) else [str(err)]
+        for line in lines:
+            print(f"ranksrgan-train: error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
     if pipeline.is_primary_process():  # the other DDP ranks would print the same table again
         print(pipeline.summary(cfg, result))
     final = result["final"]
@@ -52,18 +64,40 @@ def train(cfg: DictConfig) -> float | None:
     return float(value)
 
 
-# Lightning messages that are expected here and only add noise: frozen VGG/Rankers are in eval
-# mode on purpose, and the module (not the datamodule) moves batches for on-device distortion.
+# Messages that are expected here and only add noise (shown with verbose=true): frozen VGG/Rankers
+# are in eval mode on purpose; the module (not the datamodule) moves batches for on-device
+# distortion; training patches are random, so a mid-epoch resume needs no dataloader state.
 _EXPECTED_WARNINGS = (
     r".*module\(s\) in eval mode at the start of training.*",
     r".*overridden `on_after_batch_transfer` in `LightningModule`.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*resuming from a checkpoint that ended before the epoch ended.*",
+    r".*torch\.jit.*deprecated.*",
+    r".*does not have many workers.*",
+    r".*This DataLoader will create \d+ worker processes in total.*",
+)
+# Loggers whose INFO lines (GPU/TPU availability, tips, seeds, checkpoint loading) are hidden
+# unless verbose=true.
+_CHATTY_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "pytorch_lightning.accelerators.cuda",
+    "pytorch_lightning.trainer.connectors.checkpoint_connector",
+    "lightning_fabric.utilities.seed",
+    "lightning_fabric.utilities.distributed",
 )
 
 
-def main() -> float | None:
+def quiet(verbose: bool) -> None:
+    """Hide the expected warnings and Lightning's info lines, unless ``verbose``."""
+    if verbose:
+        return
     for pattern in _EXPECTED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main() -> float | None:
     return hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(train)()
 
 

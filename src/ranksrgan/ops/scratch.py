@@ -42,7 +42,10 @@ class ScratchArrays(threading.local):
             others = self.kept_bytes() - (0 if flat is None else flat.numel() * flat.element_size())
             if others + numel * dtype.itemsize > self.max_bytes:
                 return torch.empty(shape, dtype=dtype)
-            flat = self.arrays[(name, dtype)] = torch.empty(numel, dtype=dtype)
+            # Never an inference tensor: an array first made under torch.inference_mode() (e.g. in a
+            # Lightning validation) could not be written in place by a later call outside it.
+            with torch.inference_mode(False):
+                flat = self.arrays[(name, dtype)] = torch.empty(numel, dtype=dtype)
         return flat[:numel].view(shape)
 
     def kept_bytes(self) -> int:
