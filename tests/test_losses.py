@@ -1,0 +1,322 @@
+"""Every loss of ``ranksrgan.losses`` pinned by value against hand arithmetic on tiny tensors.
+
+The expected numbers are computed here with ``math`` / numpy (closed forms of BCE, sigmoid, exp),
+never by the function under test; the logits are asymmetric so that swapped labels, flipped
+targets or a different reduction change the value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ranksrgan.losses import (
+    MONOTONIC_FUNCTIONS,
+    PerceptualLoss,
+    RankContentLoss,
+    discriminator_loss,
+    generator_adversarial_loss,
+    pixel_loss,
+)
+from ranksrgan.nets import Ranker
+
+
+def softplus(x: float) -> float:
+    """``log(1 + e^x)``: BCE-with-logits of logit ``x`` against label 0 (``softplus(-x)``: label 1)."""
+    return math.log1p(math.exp(x))
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def close(actual: torch.Tensor, expected: float, rel: float = 1e-6) -> bool:
+    return actual.dim() == 0 and math.isclose(float(actual.detach()), expected, rel_tol=rel, abs_tol=1e-9)
+
+
+# ----------------------------------------------------------------------------- pixel
+
+
+SR = torch.tensor([[0.0, 0.5], [1.0, 0.25]])
+HR = torch.tensor([[0.5, 0.5], [0.0, 1.0]])
+
+
+def test_pixel_l1_is_the_mean_absolute_difference():
+    # |d| = 0.5, 0, 1, 0.75 -> mean 2.25 / 4
+    assert close(pixel_loss(SR, HR, "l1"), 2.25 / 4)
+    assert close(pixel_loss(SR, HR), 2.25 / 4)  # l1 is the default
+
+
+def test_pixel_mse_is_the_mean_squared_difference():
+    # d^2 = 0.25, 0, 1, 0.5625 -> mean 1.8125 / 4
+    assert close(pixel_loss(SR, HR, "mse"), 1.8125 / 4)
+
+
+def test_pixel_loss_rejects_an_unknown_criterion():
+    with pytest.raises(ValueError, match="pixel criterion"):
+        pixel_loss(SR, HR, "l2")
+
+
+# ----------------------------------------------------------------------------- perceptual
+
+
+class Scale1x1(nn.Module):
+    """A fixed 1x1 conv on one channel: ``feature = a * x + b``."""
+
+    def __init__(self, a: float = 3.0, b: float = -0.5) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1)
+        with torch.no_grad():
+            self.conv.weight.fill_(a)
+            self.conv.bias.fill_(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+SR_IMG = torch.tensor([0.1, 0.4, 0.8, 0.3]).reshape(1, 1, 2, 2)
+HR_IMG = torch.tensor([0.2, 0.2, 0.5, 0.9]).reshape(1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("criterion", ["l1", "mse"])
+def test_perceptual_loss_is_the_feature_distance(criterion):
+    a = 3.0
+    diffs = a * (SR_IMG - HR_IMG).flatten().numpy().astype(np.float64)  # the bias cancels
+    expected = np.mean(np.abs(diffs)) if criterion == "l1" else np.mean(diffs**2)
+    loss = PerceptualLoss(Scale1x1(a), criterion)(SR_IMG, HR_IMG)
+    assert close(loss, float(expected), rel=1e-5)
+
+
+def test_perceptual_loss_default_is_l1_and_bad_criterion_raises():
+    loss = PerceptualLoss(Scale1x1(2.0))(SR_IMG, HR_IMG)
+    assert close(loss, float(np.mean(np.abs(2.0 * (SR_IMG - HR_IMG).numpy()))), rel=1e-5)
+    with pytest.raises(ValueError, match="perceptual criterion"):
+        PerceptualLoss(Scale1x1(), "l2")
+
+
+def test_perceptual_gradient_flows_through_sr_only():
+    a, b = 3.0, -0.5
+    extractor = Scale1x1(a, b)
+    sr = SR_IMG.clone().requires_grad_(True)
+    hr = HR_IMG.clone().requires_grad_(True)
+    PerceptualLoss(extractor, "l1")(sr, hr).backward()
+    assert hr.grad is None, "the target (HR) branch must not receive gradients"
+    sign = torch.sign(SR_IMG - HR_IMG)
+    # d/d sr of mean|a sr + b - target| = a sign / n
+    assert torch.allclose(sr.grad, a * sign / 4)
+    # The extractor weight's gradient comes from the SR branch alone: mean(sign * sr);
+    # with a differentiable target it would be mean(sign * (sr - hr)).
+    assert math.isclose(float(extractor.conv.weight.grad), float((sign * SR_IMG).mean()), rel_tol=1e-6)
+
+
+# ----------------------------------------------------------------------------- adversarial
+
+REAL = torch.tensor([2.0, 0.5])
+FAKE = torch.tensor([-1.0, 0.3])
+
+
+def test_vanilla_generator_loss_targets_real():
+    # BCE(fake, 1) = mean softplus(-fake)
+    expected = (softplus(1.0) + softplus(-0.3)) / 2
+    assert close(generator_adversarial_loss(FAKE, None, "vanilla"), expected)
+    # real logits are ignored by the vanilla loss
+    assert close(generator_adversarial_loss(FAKE, REAL, "vanilla"), expected)
+
+
+def test_vanilla_discriminator_loss_is_the_sum_of_both_bce():
+    real_part = (softplus(-2.0) + softplus(-0.5)) / 2  # real -> 1
+    fake_part = (softplus(-1.0) + softplus(0.3)) / 2  # fake -> 0
+    assert close(discriminator_loss(REAL, FAKE, "vanilla"), real_part + fake_part)
+
+
+def _relativistic() -> tuple[list[float], list[float]]:
+    mean_real, mean_fake = (2.0 + 0.5) / 2, (-1.0 + 0.3) / 2
+    real_rel = [r - mean_fake for r in (2.0, 0.5)]
+    fake_rel = [f - mean_real for f in (-1.0, 0.3)]
+    return real_rel, fake_rel
+
+
+def test_ragan_generator_loss():
+    real_rel, fake_rel = _relativistic()
+    # generator: real relative to fake -> label 0, fake relative to real -> label 1
+    expected = 0.5 * (sum(softplus(x) for x in real_rel) / 2 + sum(softplus(-x) for x in fake_rel) / 2)
+    assert close(generator_adversarial_loss(FAKE, REAL, "ragan"), expected)
+
+
+def test_ragan_discriminator_loss():
+    real_rel, fake_rel = _relativistic()
+    expected = 0.5 * (sum(softplus(-x) for x in real_rel) / 2 + sum(softplus(x) for x in fake_rel) / 2)
+    assert close(discriminator_loss(REAL, FAKE, "ragan"), expected)
+
+
+def test_gan_losses_reject_bad_arguments():
+    with pytest.raises(ValueError, match="real images"):
+        generator_adversarial_loss(FAKE, None, "ragan")
+    with pytest.raises(ValueError, match="GAN kind"):
+        generator_adversarial_loss(FAKE, REAL, "lsgan")
+    with pytest.raises(ValueError, match="GAN kind"):
+        discriminator_loss(REAL, FAKE, "lsgan")
+
+
+def test_adversarial_gradient_sign():
+    # The generator's vanilla loss must push the fake logits UP (towards "real").
+    fake = FAKE.clone().requires_grad_(True)
+    generator_adversarial_loss(fake, None, "vanilla").backward()
+    assert torch.all(fake.grad < 0)
+    # d/dx mean softplus(-x) = -(1 - sigmoid(x)) / n
+    assert torch.allclose(fake.grad, torch.tensor([-(1 - sigmoid(-1.0)) / 2, -(1 - sigmoid(0.3)) / 2]))
+
+
+# ----------------------------------------------------------------------------- rank content
+
+# Two images, constant per image, so the stand-in Rankers' scores are known: mean 0.2 and -0.7.
+IMAGE_MEANS = (0.2, -0.7)
+
+
+def sr_batch() -> torch.Tensor:
+    return torch.stack([torch.full((3, 4, 4), m) for m in IMAGE_MEANS])
+
+
+class AffineRanker(nn.Module):
+    """Stand-in Ranker: ``score = gain * mean(image) + offset``; counts its calls."""
+
+    def __init__(self, gain: float, offset: float) -> None:
+        super().__init__()
+        self.gain, self.offset = gain, offset
+        self.param = nn.Parameter(torch.ones(()))  # to check that freezing reaches parameters
+        self.calls = 0
+        self.frozen = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.param * (self.gain * x.mean(dim=(1, 2, 3)) + self.offset)
+
+    def freeze(self) -> AffineRanker:
+        self.requires_grad_(False)
+        self.frozen = True
+        return self.eval()
+
+    def scores(self) -> list[float]:
+        return [self.gain * m + self.offset for m in IMAGE_MEANS]
+
+
+FUNCTIONS = {"sigmoid": sigmoid, "exp": math.exp, "identity": lambda s: s}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_monotonic_functions(name):
+    x = torch.tensor([-1.5, 0.0, 0.7], dtype=torch.float64)
+    got = MONOTONIC_FUNCTIONS[name](x)
+    assert np.allclose(got.numpy(), [FUNCTIONS[name](v) for v in x.tolist()], rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_rank_content_loss_single_ranker(name, reduction):
+    ranker = AffineRanker(1.5, 0.4)  # scores 0.7 and -0.65
+    total, terms = RankContentLoss([ranker], [1.0], function=name, reduction=reduction)(sr_batch())
+    values = [FUNCTIONS[name](s) for s in ranker.scores()]
+    expected = sum(values) if reduction == "sum" else sum(values) / len(values)
+    assert close(terms[0], expected, rel=1e-5)
+    assert close(total, expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_rank_content_loss_weights_each_ranker_and_skips_weight_zero(reduction):
+    rankers = [AffineRanker(1.5, 0.4), AffineRanker(-2.0, 0.1), AffineRanker(0.5, -1.0), AffineRanker(1.0, 2.0)]
+    weights = [0.5, 0.0, 2.0, 0.03]
+    loss = RankContentLoss(rankers, weights, function="sigmoid", reduction=reduction)
+    total, terms = loss(sr_batch())
+
+    expected_terms = []
+    for ranker in rankers:
+        values = [sigmoid(s) for s in ranker.scores()]
+        expected_terms.append(sum(values) if reduction == "sum" else sum(values) / 2)
+    expected_total = sum(w * t for w, t in zip(weights, expected_terms))
+
+    assert terms[1] is None and rankers[1].calls == 0, "a weight-0 Ranker must not be evaluated"
+    for k in (0, 2, 3):
+        assert close(terms[k], expected_terms[k], rel=1e-5), k
+    assert close(total, expected_total, rel=1e-5)
+    # Each weight really scales its own term: changing one weight moves the total by delta * term.
+    loss.weights[2] = 3.0
+    total2, _ = loss(sr_batch())
+    assert math.isclose(float(total2) - float(total), 1.0 * expected_terms[2], rel_tol=1e-4)
+
+
+def test_rank_content_loss_sum_scales_with_the_batch_and_mean_does_not():
+    x = sr_batch()
+    doubled = torch.cat([x, x])
+    for reduction, factor in (("sum", 2.0), ("mean", 1.0)):
+        loss = RankContentLoss([AffineRanker(1.5, 0.4)], [1.0], reduction=reduction)
+        assert math.isclose(float(loss(doubled)[0]), factor * float(loss(x)[0]), rel_tol=1e-6), reduction
+
+
+def test_rank_content_loss_gradient_pushes_scores_down():
+    # d/dx sum sigmoid(g * mean(x) + o) = sigmoid' * g / numel(image), per pixel of each image
+    gain, offset = 1.5, 0.4
+    ranker = AffineRanker(gain, offset)
+    sr = sr_batch().requires_grad_(True)
+    total, _ = RankContentLoss([ranker], [2.0])(sr)
+    total.backward()
+    for i, s in enumerate(ranker.scores()):
+        slope = 2.0 * sigmoid(s) * (1 - sigmoid(s)) * gain / 48
+        assert torch.allclose(sr.grad[i], torch.full((3, 4, 4), slope)), i
+    assert ranker.param.grad is None
+
+
+def test_rank_content_loss_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="weights"):
+        RankContentLoss([AffineRanker(1, 0)], [1.0, 2.0])
+    with pytest.raises(ValueError, match="rank function"):
+        RankContentLoss([AffineRanker(1, 0)], [1.0], function="tanh")
+    with pytest.raises(ValueError, match="reduction"):
+        RankContentLoss([AffineRanker(1, 0)], [1.0], reduction="max")
+
+
+def test_rank_content_loss_keeps_any_ranker_in_eval_mode():
+    # The stand-in has no eval pin of its own: RankContentLoss itself must keep it in eval mode.
+    rankers = [AffineRanker(1.0, 0.0), AffineRanker(2.0, 0.0)]
+    loss = RankContentLoss(rankers, [1.0, 0.5])
+    assert all(r.frozen and not r.training for r in rankers)
+    loss.train()
+    assert loss.training and not any(r.training for r in rankers)
+    nn.Sequential(loss).train()  # also when a parent module switches to training mode
+    assert not any(r.training for r in rankers)
+
+
+def test_real_rankers_stay_frozen_in_eval_and_pass_gradients_to_sr():
+    torch.manual_seed(0)
+    rankers = [Ranker("vgg8", num_features=2), Ranker("vgg8", num_features=2)]
+    for r in rankers:  # non-trivial BatchNorm statistics, so train-mode BN would change the scores
+        for m in r.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        scores = [r.eval()(x) for r in rankers]
+    stats = [{k: v.clone() for k, v in r.state_dict().items()} for r in rankers]
+
+    loss = RankContentLoss(rankers, [0.25, 4.0], function="exp", reduction="mean")
+    loss.train()
+    assert loss.training and not any(r.training for r in rankers)
+    assert all(not p.requires_grad for r in rankers for p in r.parameters())
+
+    sr = x.clone().requires_grad_(True)
+    total, terms = loss(sr)
+    expected = [float(torch.exp(s.double()).mean()) for s in scores]
+    for term, value in zip(terms, expected):
+        assert close(term, value, rel=1e-5)
+    assert close(total, 0.25 * expected[0] + 4.0 * expected[1], rel=1e-5)
+
+    total.backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert all(p.grad is None for r in rankers for p in r.parameters())
+    for r, before in zip(rankers, stats):
+        after = r.state_dict()
+        assert all(torch.equal(after[k], v) for k, v in before.items()), "Ranker state changed"
