@@ -272,8 +272,6 @@ def test_sr_ranker_label_settings_are_checked_against_the_file_header(tmp_path):
     assert plan([*common, "ranker.datamodule.stride=100"])[0].key != a[0].key
 
 
-
-
 def test_dry_run_after_a_finished_run_reuses_every_stage(tiny_run):
     cfg, overrides, result = tiny_run
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):

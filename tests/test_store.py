@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
-import torch
 from hydra import compose, initialize_config_dir
 
 from ranksrgan import pipeline
 from ranksrgan.cli import store as store_cli
 from ranksrgan.io import read_image, write_image
+from ranksrgan.lit.history import HISTORY_FILE, load_history
 from ranksrgan.store import StageStore, describe_change
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -104,10 +104,12 @@ def test_smoke_run_reuse_false_retrains_from_step_0_and_a_changed_image_retrains
     for stage in again["all"]:
         assert "reuse_stages=false: from step 0" in caplog.text and f"training {stage.kind} {stage.name}" in caplog.text
         moved = list((tmp_path / "store" / "training").glob(f"{stage.name}-{stage.key}.old-*"))
-        assert len(moved) == 1 and (moved[0] / "checkpoints" / "last.ckpt").is_file()
-        ckpt = torch.load(store.work_dir(stage.name, stage.key) / "checkpoints" / "last.ckpt", weights_only=False)
-        assert ckpt["global_step"] == stage.steps * (2 if stage.name == "rankrb" else 1)
+        assert len(moved) == 1 and (moved[0] / HISTORY_FILE).is_file()
+        # the fresh folder's validation history starts again at the first validation
+        assert [e["step"] for e in load_history(store.work_dir(stage.name, stage.key) / HISTORY_FILE)] == [stage.steps]
         assert store.finished(stage.kind, stage.name, stage.key) is not None
+        # finished: the training checkpoints are gone, the published network stays
+        assert not (store.work_dir(stage.name, stage.key) / "checkpoints").exists()
     assert "reusing" not in caplog.text and "resum" not in caplog.text.lower()
 
     # one training image changes content (same name, same size, new pixels and mtime)
@@ -166,11 +168,14 @@ def test_kill_while_publishing_leaves_the_store_consistent(tmp_path, monkeypatch
     stage = pipeline.Planner(_compose(overrides), overrides).plan()[0]
     assert store.finished("ranker", "blur", stage.key) is None and store.records() == []
     assert store.artifact("ranker", "blur", stage.key).exists() == (point == "record")
+    assert (store.work_dir("blur", stage.key) / "checkpoints" / "last.ckpt").is_file()
     assert not list((tmp_path / "store").rglob("*.tmp*"))
     assert _actions(overrides)[0][1] == "resume"
     _run(overrides)  # fit returns at once (max_steps reached), then publishes
     record = store.finished("ranker", "blur", stage.key)
-    assert record is not None and record["metrics"]["best/val/srocc"] == pytest.approx(record["metrics"]["best/val/srocc"])
+    history = load_history(store.work_dir("blur", stage.key) / HISTORY_FILE)
+    assert record is not None and record["metrics"]["val/srocc"] == pytest.approx(history[-1]["val/srocc"])
+    assert "best/val/srocc" in record["metrics"]
 
 
 def test_a_record_never_vouches_for_another_network(tmp_path):
@@ -192,6 +197,18 @@ def test_describe_change_names_what_changed():
     text = describe_change(old, new)
     for part in ("input changed: a/HR", "retrained dependency: srgan", "world_size 1 -> 2", "ranker.max_steps 1000 -> 6"):
         assert part in text
+
+
+def test_a_failed_start_leaves_no_empty_work_folder(tmp_path, monkeypatch):
+    overrides = [*TINY_RANKER, f"paths.root={tmp_path}"]
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("data loader broke")
+
+    monkeypatch.setattr(pl.Trainer, "fit", fail)
+    with pytest.raises(RuntimeError, match="data loader broke"):
+        _run(overrides)
+    assert list((tmp_path / "store" / "training").iterdir()) == []
 
 
 def test_store_cli_list_show_diff_remove_prune(tmp_path, capsys):

@@ -44,6 +44,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import ranksrgan
 from ranksrgan.fingerprint import path_digest
+from ranksrgan.lit.history import HISTORY_FILE, load_history
 from ranksrgan.store import StageStore, describe_change
 
 log = logging.getLogger(__name__)
@@ -309,9 +311,7 @@ class Planner:
             deps.append(self.generator_stage(self.variant("gan", str(pretrained)), stages))
         where = f"gan={cfg.gan.name}"
         inputs = {**stage_inputs(cfg.gan, where, self.problems, "gan"), **stage_inputs(cfg.data, where, self.problems, "data")}
-        stage = Stage(
-            "generator", cfg.gan.name, _stage_config(cfg, "gan"), deps, inputs, self.world_size, NO_EFFECT_KEYS
-        )
+        stage = Stage("generator", cfg.gan.name, _stage_config(cfg, "gan"), deps, inputs, self.world_size, NO_EFFECT_KEYS)
         return self._add(stage, stages)
 
 
@@ -614,7 +614,7 @@ def make_trainer(
     the run's logger."""
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-    from ranksrgan.lit.history import HISTORY_FILE, ValidationHistory
+    from ranksrgan.lit.history import ValidationHistory
     from ranksrgan.lit.last_checkpoint import LastCheckpoint
     from ranksrgan.lit.progress import StageProgress
 
@@ -722,11 +722,13 @@ def run_stage(
         trainer = make_trainer(cfg, stage, work_dir, steps, val_every, monitor, mode, position)
         last = work_dir / "checkpoints" / "last.ckpt"
         resume = decision.action == "resume" and last.is_file()
-        log.info(
-            "training %s %s (%s) in %s: %s", stage.kind, stage.name, stage.key, work_dir, decision.reason
-        )
+        log.info("training %s %s (%s) in %s: %s", stage.kind, stage.name, stage.key, work_dir, decision.reason)
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+        except BaseException:
+            if primary and work_dir.is_dir() and not any(p.is_file() for p in work_dir.rglob("*")):
+                shutil.rmtree(work_dir, ignore_errors=True)  # a failed start leaves no empty folder
+            raise
         finally:
             _finish_logger(trainer)
         if trainer.global_step < steps:
@@ -740,9 +742,15 @@ def run_stage(
             callback = trainer.checkpoint_callback
             best = Path(callback.best_model_path or last)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+            if not any(k.startswith("val/") for k in metrics):  # resumed at its end: nothing ran
+                history = load_history(work_dir / HISTORY_FILE)
+                metrics.update({k: float(v) for k, v in (history[-1] if history else {}).items() if k.startswith("val/")})
             if callback.best_model_score is not None:
                 metrics[f"best/{monitor}"] = float(callback.best_model_score)
             _publish(store, best if best.exists() else last, stage, metrics)
+            # The published network is the stage's result: the training checkpoints (optimiser
+            # states, discriminator) go; logs, samples and the validation history stay.
+            shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
         trainer.strategy.barrier()
         return artifact
 
@@ -845,7 +853,7 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
     import torch
 
     from ranksrgan.evaluation import BenchmarkSet, evaluate, format_comparison
-    from ranksrgan.lit.history import HISTORY_FILE, format_curves, load_history
+    from ranksrgan.lit.history import format_curves
 
     stages: list[Stage] = result["all"]
     lines = ["", "Stages (reused or trained):"]
@@ -866,7 +874,7 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         evaluation = evaluate(
-        sets,
+            sets,
             checkpoints=[(s.name, result["stages"][s.name]) for s in generators],
             scale=cfg.data.scale,
             device="cuda" if gpu else "cpu",

@@ -116,7 +116,9 @@ def cmd_prune(store: StageStore, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CLIParser(prog=PROG, description="List, inspect, remove and prune trained stages in the stage store.")
-    parser.add_argument("--store", type=Path, default=None, help="store folder (default: $RANKSRGAN_ROOT/store or ranksrgan_runs/store)")
+    parser.add_argument(
+        "--store", type=Path, default=None, help="store folder (default: $RANKSRGAN_ROOT/store or ranksrgan_runs/store)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="name, kind, key, last and best metric, size and date of every stored stage")
     p.add_argument("--kind", choices=("ranker", "generator"))

@@ -84,7 +84,12 @@ class StageProgress(pl.Callback):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
-                total=self.total, initial=self._start_unit, desc=f"[{self.label}]", unit=self.unit, file=self.stream, dynamic_ncols=True
+                total=self.total,
+                initial=self._start_unit,
+                desc=f"[{self.label}]",
+                unit=self.unit,
+                file=self.stream,
+                dynamic_ncols=True,
             )
         else:
             self._write(f"[{self.label}] {self.total} {self.unit}{resumed}")
