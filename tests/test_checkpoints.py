@@ -7,11 +7,18 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from ranksrgan.checkpoints import UnsafeCheckpointError, load_generator, load_ranker
+from ranksrgan.checkpoints import (
+    CheckpointError,
+    CheckpointReadError,
+    UnsafeCheckpointError,
+    load_generator,
+    load_ranker,
+)
 from ranksrgan.export import save_state_dict
 from ranksrgan.nets import Ranker, RRDBNet, SRResNet, net_spec
 
@@ -477,6 +484,37 @@ def test_non_checkpoint_file_is_rejected(tmp_path):
     torch.save({"a": 1}, tmp_path / "plain.pth")
     with pytest.raises(ValueError, match="plain.pth: no state dict found"):
         load_generator(tmp_path / "plain.pth")
+
+
+@pytest.mark.parametrize("kind", ["random", "html", "empty", "truncated"])
+def test_corrupt_file_is_not_called_unsafe(tmp_path, kind):
+    """Bytes that are no checkpoint are a read error, not an unpickling refusal."""
+    path = tmp_path / f"{kind}.pth"
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "html":
+        path.write_text("<!DOCTYPE html><html><body>Sign in to download</body></html>")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        save_state_dict(SRResNet(num_features=NF, num_blocks=1), tmp_path / "whole.pth")
+        data = (tmp_path / "whole.pth").read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointReadError) as info:
+        load_generator(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: not a readable PyTorch checkpoint: ") and "\n" not in text
+    assert "unpickling" not in text and "refused" not in text and not isinstance(info.value, UnsafeCheckpointError)
+
+
+def test_checkpoint_errors_share_a_base(tmp_path):
+    """Weights that fit no network: CheckpointError (a ValueError), message unchanged."""
+    torch.save({"conv.weight": torch.zeros(2, 2)}, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match="odd.pth: matches no known generator layout"):
+        load_generator(tmp_path / "odd.pth")
+    assert issubclass(UnsafeCheckpointError, CheckpointError) and issubclass(CheckpointReadError, CheckpointError)
+    with pytest.raises(IsADirectoryError, match="is a folder, not a checkpoint file"):
+        load_generator(tmp_path)
 
 
 class _Malicious:

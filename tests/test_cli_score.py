@@ -179,10 +179,15 @@ def test_failing_image_in_a_batch_is_named(tmp_path, capsys):
     d.mkdir()
     write_image(d / "ok.png", torch.rand(3, 100, 100))
     write_image(d / "ok2.png", torch.rand(3, 100, 100))
-    rc = score_cli.main([str(d), "--crop-border", "4"])  # 92×92 after the crop: no whole 96-px block
+    rc = score_cli.main([str(d), "--crop-border", "4", "--strict"])  # 92×92 after the crop: no whole 96-px block
     assert rc == 1
     line = _error_line(capsys)
     assert "ok.png" in line and "block" in line
+    # without --strict: each file skipped with its own warning, then one closing error
+    assert score_cli.main([str(d), "--crop-border", "4"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "scoring" not in line]
+    assert len(err) == 3 and all("block" in line for line in err[:2]), err
+    assert err[2] == f"{PROG}: error: 2 of 2 images skipped: {d / 'ok.png'}, {d / 'ok2.png'}"
 
 
 def test_python_dash_m_metrics(folders, monkeypatch, capsys):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -53,14 +56,40 @@ def test_missing_file_names_it(tmp_path):
         read_image(tmp_path / "nope.png")
 
 
+def test_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match=rf"^{re.escape(str(tmp_path))}: is a folder, not an image file$"):
+        read_image(tmp_path)
+
+
 @pytest.mark.parametrize("cut", [0.5, 0.95])
-def test_truncated_png(tmp_path, demo_rgb, cut):
+def test_truncated_png(tmp_path, demo_rgb, cut, capfd):
     path = tmp_path / "t.png"
     write_image(path, torch.from_numpy(demo_rgb).permute(2, 0, 1).float() / 255)
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * cut)])
-    with pytest.raises(ImageReadError, match="t.png.*cannot decode"):
+    capfd.readouterr()
+    with pytest.raises(ImageReadError, match="t.png.*cannot decode") as info:
         read_image(path)
+    assert "\n" not in str(info.value)
+    # what libpng / OpenCV print on file descriptor 2 is kept out of the terminal
+    assert capfd.readouterr().err == ""
+
+
+def test_codec_complaint_becomes_part_of_the_error(tmp_path, demo_rgb, capfd):
+    path = tmp_path / "crc.png"
+    write_image(path, torch.from_numpy(demo_rgb).permute(2, 0, 1).float() / 255)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside IDAT: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    capfd.readouterr()
+    with pytest.raises(ImageReadError, match=r"crc.png: cannot decode image \(corrupt, truncated or unsupported data: [^)]+\)$"):
+        read_image(path)
+    assert capfd.readouterr().err == ""
+    # a good file afterwards: stderr works as before
+    write_image(path, torch.zeros(3, 4, 4))
+    assert read_image(path).shape == (3, 4, 4)
+    print("still here", file=sys.stderr)
+    assert capfd.readouterr().err == "still here\n"
 
 
 def test_corrupt_and_empty(tmp_path):

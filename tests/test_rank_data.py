@@ -365,6 +365,9 @@ def test_sr_datamodule_batches(tmp_path, sr_folders, hr_arrays):
     assert (v2["levels"] == torch.arange(3)).all()
     with pytest.raises(ValueError, match="metric"):
         SRRankDataModule(str(labels), metric="niqe", patch_size=64, num_workers=0).setup("fit")
+    # labelling settings that are given must agree with the file's header
+    with pytest.raises(ValueError, match="built with stride=32, but the config says stride=99"):
+        SRRankDataModule(str(labels), metric="rmse", patch_size=64, stride=99, num_workers=0).setup("fit")
 
 
 # ----------------------------------------------------------------------------- interpolation

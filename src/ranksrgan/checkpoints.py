@@ -24,13 +24,21 @@ Accepted files:
 Architecture sizes (blocks, features, scale, variant) are inferred from the key counts and
 tensor shapes. Loading never runs pickled code: files are read with
 ``torch.load(..., weights_only=True)`` and anything that needs more is refused.
+
+Errors (each a :class:`CheckpointError`, which is a ``ValueError``; each names the file):
+:class:`UnsafeCheckpointError` for a file whose pickle asks for objects beyond tensors and plain
+containers (refused: it could run code); :class:`CheckpointReadError` for a file that is no
+readable checkpoint at all (random bytes, text, an HTML page saved by a download tool, a
+truncated or corrupt file); :class:`CheckpointError` itself for a readable file whose weights
+fit no known network (:func:`load_generator` / :func:`load_ranker`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +48,7 @@ from torch import nn
 from ranksrgan.nets import NETS, RANKER_VARIANTS, Ranker, build_net
 from ranksrgan.nets.ranker import vgg_body_specs
 
-__all__ = ["UnsafeCheckpointError", "load_generator", "load_ranker", "read_checkpoint"]
+__all__ = ["CheckpointError", "CheckpointReadError", "UnsafeCheckpointError", "load_generator", "load_ranker", "read_checkpoint"]
 
 _GENERATORS = ("SRResNet", "RRDBNet")
 _MAX_LISTED = 8
@@ -51,8 +59,28 @@ StateDict = dict[str, torch.Tensor]
 Converter = Callable[[StateDict], "tuple[str, dict[str, Any], StateDict] | None"]
 
 
-class UnsafeCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be used (base of the two errors below)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """The file can only be read by unpickling arbitrary objects (which can run code)."""
+
+
+class CheckpointReadError(CheckpointError):
+    """The file is not a readable PyTorch checkpoint: another kind of file, or a corrupt or truncated one."""
+
+
+# What the weights-only unpickler says when a VALID pickle asks for something it will not build;
+# every other complaint of it (unknown opcode, bad stack ...) means the bytes are no valid pickle.
+_REFUSAL_MARKERS = (
+    "Unsupported global",
+    "unsupported GLOBAL",
+    "Can only create new object",
+    "Trying to call reduce",
+    "Can only build",
+    "must be imported to load",
+)
 
 
 class _LayoutError(ValueError):
@@ -63,18 +91,22 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     """Read a checkpoint with ``torch.load(map_location="cpu", weights_only=True)``.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError: ``path`` does not exist. IsADirectoryError: ``path`` is a folder.
         UnsafeCheckpointError: the file holds objects beyond tensors and plain containers.
-        ValueError: the file is not a PyTorch checkpoint.
+        CheckpointReadError: the file is not a PyTorch checkpoint, or a corrupt/truncated one.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointReadError(f"{path}: not a readable PyTorch checkpoint: the file is empty")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types for foreign or corrupt files
         text = str(err)
-        if "Weights only load failed" in text:
+        if "Weights only load failed" in text and any(m in text for m in _REFUSAL_MARKERS):
             found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
             what = f" (it holds {found.group(1)})" if found else ""
             hint = (
@@ -86,7 +118,25 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             raise UnsafeCheckpointError(
                 f"{path}: refused: reading it needs arbitrary unpickling, which can run code{what}.{hint}"
             ) from err
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointReadError(
+            f"{path}: not a readable PyTorch checkpoint: the file is corrupt, truncated or of another kind ({_load_failure(err)})"
+        ) from err
+
+
+def _load_failure(err: Exception) -> str:
+    """The gist of a ``torch.load`` failure in a few words (torch's messages run to paragraphs)."""
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n|$)", text)
+    if found:
+        return f"invalid pickle data: {found.group(1)}"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if "PytorchStreamReader" in first:
+        return first.split(". ")[0]
+    if isinstance(err, EOFError):
+        return "the data ends early"
+    if isinstance(err, KeyError):  # the legacy reader's opcode table: the first bytes are no pickle
+        return "neither a zip archive nor pickle data"
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
@@ -101,8 +151,9 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         ``(B, C, h, w)`` in [0, 1] to ``(B, C, s*h, s*w)``.
     """
     obj = read_checkpoint(path)
-    name, kwargs, state = _resolve(obj, path, "generator", _GENERATOR_LAYOUTS, _GENERATORS)
-    model = _instantiate(name, kwargs, state, path)
+    with _as_checkpoint_error():
+        name, kwargs, state = _resolve(obj, path, "generator", _GENERATOR_LAYOUTS, _GENERATORS)
+        model = _instantiate(name, kwargs, state, path)
     return model.to(device).eval()
 
 
@@ -117,10 +168,23 @@ def load_ranker(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
         The frozen Ranker: ``(B, 3, H, W)`` in [0, 1] -> ``(B,)`` scores, higher = worse.
     """
     obj = read_checkpoint(path)
-    name, kwargs, state = _resolve(obj, path, "ranker", _RANKER_LAYOUTS, ("Ranker",))
-    model = _instantiate(name, kwargs, state, path)
+    with _as_checkpoint_error():
+        name, kwargs, state = _resolve(obj, path, "ranker", _RANKER_LAYOUTS, ("Ranker",))
+        model = _instantiate(name, kwargs, state, path)
     assert isinstance(model, Ranker)
     return model.freeze().to(device)
+
+
+@contextmanager
+def _as_checkpoint_error() -> Iterator[None]:
+    """Re-raise a plain ``ValueError`` (weights that fit no network) as :class:`CheckpointError`,
+    same message, so callers can tell an unusable checkpoint from other bad values."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except ValueError as err:
+        raise CheckpointError(str(err)) from err
 
 
 # --------------------------------------------------------------------------- file -> state dict

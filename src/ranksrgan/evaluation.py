@@ -18,6 +18,13 @@ Per-image CSV format (written by ``ranksrgan-score`` and ``ranksrgan-evaluate``,
   ``score``) a final row whose ``image`` is :data:`MEAN_ROW` (``<mean>``, not a valid stem on
   Windows and unusual elsewhere) holding the arithmetic mean of the group (NaN if any value is
   NaN). Readers skip these rows.
+* Skipped images: ``ranksrgan-score`` and ``ranksrgan-evaluate`` do not stop at an unusable
+  image (unreadable file, no or a mismatched reference / SR image, too small for a metric) but
+  write its row with ``nan`` in every metric column. A file with such a row has one more, last
+  column, ``skipped``: the reason on skipped rows, empty on scored rows, ``"<n> skipped"`` on a
+  summary row, whose means then leave the skipped rows out. Files without skipped rows have no
+  ``skipped`` column (exactly the earlier format); :func:`read_per_image_csv` reads both, and
+  skipped rows as NaN.
 
 Polarity: NIQE, PI, CIEDE2000 and Ranker scores lower = better; Ma, PSNR, SSIM, RGB PSNR higher
 = better; chroma ratio ideal 1 (HR's colourfulness; ~0 = grey output).
@@ -49,6 +56,8 @@ __all__ = [
     "METRICS",
     "MetricSpec",
     "RANK_PREFIX",
+    "SKIPPED",
+    "skipped_records",
     "metric_spec",
     "score_batch",
     "ranker_score",
@@ -267,8 +276,32 @@ def _plan_batches(files: Sequence[Path], batch_size: int) -> list[list[int]]:
     return batches
 
 
-def _load(path: Path) -> torch.Tensor:
-    return to_tensor(decode_image(path))
+def _load(path: Path, scale: int = 1) -> torch.Tensor:
+    """``3×H×W`` tensor of an image file, cut to a multiple of ``scale`` (bottom/right) when > 1."""
+    x = to_tensor(decode_image(path))
+    if scale > 1:
+        x = x[:, : x.shape[1] - x.shape[1] % scale, : x.shape[2] - x.shape[2] % scale]
+    return x
+
+
+#: Record key of an item that could not be scored: the reason (absent or "" when scored).
+SKIPPED = "skipped"
+
+# What makes one item (image, pair) unusable without condemning the whole run: unreadable or
+# vanished files, size mismatches, images a metric cannot score (e.g. too small for NIQE).
+_ITEM_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError)
+
+
+def _reason(err: BaseException, path: str | Path | None = None) -> str:
+    """One-line reason of an item error, without a leading ``"<path>: "`` (the label names it)."""
+    msg = (str(err).splitlines() or [type(err).__name__])[0]
+    prefix = f"{path}: "
+    return msg[len(prefix) :] if path is not None and msg.startswith(prefix) else msg
+
+
+def skipped_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records of items that were skipped (their ``skipped`` value is the reason)."""
+    return [r for r in records if r.get(SKIPPED)]
 
 
 def score_images(
@@ -281,6 +314,8 @@ def score_images(
     device: torch.device | str = "cpu",
     ma_model: Any = None,
     progress: bool = False,
+    scale: int = 1,
+    skip_errors: bool = False,
 ) -> list[dict[str, Any]]:
     """Score image files; returns one record per file, in input order.
 
@@ -289,8 +324,17 @@ def score_images(
     scoring); the rest one at a time. Full-reference metrics match each file to the file with the
     same stem in ``ref_dir``.
 
+    Args:
+        scale: when > 1, every image and reference is cut to a multiple of ``scale`` (bottom and
+            right, the mod-crop of :func:`evaluate`) before scoring, so an HR folder that was not
+            mod-cropped matches SR outputs made from its bicubic LR.
+        skip_errors: an unusable file (unreadable, no or a mismatched reference, a metric fails
+            on it, e.g. too small for NIQE) does not stop the run: it is warned about
+            (``RuntimeWarning``, one line naming the file) and its record holds NaN metrics and
+            ``"skipped": reason``. Default: raise.
+
     Raises:
-        FileNotFoundError: no reference with the stem of a file.
+        FileNotFoundError: no reference with the stem of a file (with ``skip_errors``: of any file).
         ImageReadError: unreadable file, or image and reference sizes differ (names both).
         ValueError: a metric fails on an image (message names the file).
     """
@@ -299,40 +343,68 @@ def score_images(
         raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    if scale < 1:
+        raise ValueError(f"--scale must be >= 1, got {scale}")
     full_ref = any(METRICS[m].full_reference for m in metrics)
     refs: dict[str, Path] = {}
+    records: list[dict[str, Any] | None] = [None] * len(files)
+
+    def skip(i: int, reason: str) -> None:
+        warnings.warn(f"{files[i]}: skipped: {reason}", RuntimeWarning, stacklevel=3)
+        rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i])}
+        rec.update({m: math.nan for m in metrics})
+        rec[SKIPPED] = reason
+        records[i] = rec
+
+    todo = list(range(len(files)))
     if full_ref:
         if ref_dir is None:
             need = ", ".join(m for m in metrics if METRICS[m].full_reference)
             raise ValueError(f"metric {need} requires reference images: pass --ref HR_FOLDER")
         refs = {p.stem: p for p in list_images(ref_dir)}
-        for f in files:
-            if f.stem not in refs:
-                raise FileNotFoundError(f"{f}: no reference image with stem {f.stem!r} in {ref_dir}")
+        missing = [i for i in todo if files[i].stem not in refs]
+        if missing and (not skip_errors or len(missing) == len(files)):
+            f = files[missing[0]]
+            raise FileNotFoundError(f"{f}: no reference image with stem {f.stem!r} in {ref_dir}")
+        for i in missing:
+            skip(i, f"no reference image with stem {files[i].stem!r} in {ref_dir}")
+        missing_set = set(missing)
+        todo = [i for i in todo if i not in missing_set]
     device = torch.device(device)
-    records: list[dict[str, Any] | None] = [None] * len(files)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), desc="scoring", unit="img", disable=None)
+        bar.update(len(files) - len(todo))
+
+    def run(batch: list[int]) -> dict[str, list[float]]:
+        return _score_files([files[i] for i in batch], metrics, refs, crop_border, color, device, ma_model, scale)
+
     try:
-        for batch in _plan_batches(files, batch_size):
+        for batch in _plan_batches([files[i] for i in todo], batch_size):
+            batch = [todo[k] for k in batch]
+            done: dict[int, dict[str, float]] = {}
             try:
-                values = _score_files([files[i] for i in batch], metrics, refs, crop_border, color, device, ma_model)
-            except (ValueError, RuntimeError) as err:
-                if len(batch) == 1 or isinstance(err, ImageReadError):
+                values = run(batch)
+                done = {i: {m: float(values[m][k]) for m in metrics} for k, i in enumerate(batch)}
+            except (*_ITEM_ERRORS, RuntimeError) as err:
+                if len(batch) == 1 and (not skip_errors or not isinstance(err, _ITEM_ERRORS)):
                     raise
-                # locate the offending file: score the batch one image at a time
-                values = {m: [] for m in metrics}
+                # locate the offending file(s): score the batch one image at a time
                 for i in batch:
-                    one = _score_files([files[i]], metrics, refs, crop_border, color, device, ma_model)
-                    for m in metrics:
-                        values[m].extend(one[m])
-            for k, i in enumerate(batch):
+                    try:
+                        one = run([i])
+                    except _ITEM_ERRORS as item_err:
+                        if not skip_errors:
+                            raise
+                        skip(i, _reason(item_err, files[i]))
+                        continue
+                    done[i] = {m: float(one[m][0]) for m in metrics}
+            for i, vals in done.items():
                 rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i])}
-                rec.update({m: float(values[m][k]) for m in metrics})
-                warn_nan(str(files[i]), {m: rec[m] for m in metrics})
+                rec.update(vals)
+                warn_nan(str(files[i]), vals)
                 records[i] = rec
             if bar is not None:
                 bar.update(len(batch))
@@ -350,12 +422,13 @@ def _score_files(
     color: str,
     device: torch.device,
     ma_model: Any,
+    scale: int = 1,
 ) -> dict[str, list[float]]:
-    imgs = [_load(f) for f in batch]
+    imgs = [_load(f, scale) for f in batch]
     if len({tuple(t.shape) for t in imgs}) != 1:  # header size was wrong: fall back per image
         out: dict[str, list[float]] = {m: [] for m in metrics}
         for f in batch:
-            one = _score_files([f], metrics, refs, crop_border, color, device, ma_model)
+            one = _score_files([f], metrics, refs, crop_border, color, device, ma_model, scale)
             for m in metrics:
                 out[m].extend(one[m])
         return out
@@ -364,10 +437,12 @@ def _score_files(
     if refs:
         hrs = []
         for f, t in zip(batch, imgs):
-            ref = _load(refs[f.stem])
+            ref = _load(refs[f.stem], scale)
             if ref.shape != t.shape:
+                cut = f" (both cut to a multiple of scale {scale})" if scale > 1 else ""
                 raise ImageReadError(
-                    f"{f}: image is {t.shape[1]}x{t.shape[2]} but its reference {refs[f.stem]} is {ref.shape[1]}x{ref.shape[2]}"
+                    f"{f}: image is {t.shape[1]}x{t.shape[2]} but its reference {refs[f.stem]} is "
+                    f"{ref.shape[1]}x{ref.shape[2]}{cut}"
                 )
             hrs.append(ref)
         hr = torch.stack(hrs).to(device)
@@ -413,17 +488,26 @@ def write_per_image_csv(
     """Write records in the per-image CSV format (module docstring), with a :data:`MEAN_ROW`
     after each group of consecutive records sharing the ``group_by`` columns.
 
-    ``key_columns`` must include ``"image"``; ``group_by`` is a subset of the key columns.
+    ``key_columns`` must include ``"image"``; ``group_by`` is a subset of the key columns. When a
+    record was skipped (``record["skipped"]`` holds a reason), a last column ``skipped`` is added:
+    the reason on such rows, empty on scored rows, ``"<n> skipped"`` on a group's mean row; the
+    means leave skipped rows out.
     """
     if "image" not in key_columns:
         raise ValueError("key_columns must include 'image'")
+    with_skipped = bool(skipped_records(records))
     rows: list[list[Any]] = []
 
     def mean_row(group: list[Mapping[str, Any]]) -> list[Any]:
         row: list[Any] = []
         for k in key_columns:
             row.append(MEAN_ROW if k == "image" else group[0][k] if k in group_by else "")
-        return row + [_mean([g[m] for g in group]) for m in metrics]
+        scored = [g for g in group if not g.get(SKIPPED)]
+        row += [_mean([g[m] for g in scored]) for m in metrics]
+        if with_skipped:
+            n = len(group) - len(scored)
+            row.append(f"{n} skipped" if n else "")
+        return row
 
     group: list[Mapping[str, Any]] = []
     for rec in records:
@@ -431,10 +515,12 @@ def write_per_image_csv(
             rows.append(mean_row(group))
             group = []
         group.append(rec)
-        rows.append([rec[k] for k in key_columns] + [float(rec[m]) for m in metrics])
+        rows.append(
+            [rec[k] for k in key_columns] + [float(rec[m]) for m in metrics] + ([rec.get(SKIPPED) or ""] if with_skipped else [])
+        )
     if group:
         rows.append(mean_row(group))
-    write_csv(path, list(key_columns) + list(metrics), rows)
+    write_csv(path, list(key_columns) + list(metrics) + ([SKIPPED] if with_skipped else []), rows)
 
 
 def read_per_image_csv(path: str | Path, metric: str, method: str | None = None) -> dict[str, float]:
@@ -448,7 +534,7 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
 
     Returns:
         ``{image key: value}``; the key is ``"dataset/image"`` when there is a ``dataset`` column,
-        else ``"image"``.
+        else ``"image"``. Rows of skipped images (files with a ``skipped`` column) read as NaN.
 
     Raises:
         FileNotFoundError: no such file. ValueError: missing columns, unknown or ambiguous method,
@@ -463,7 +549,9 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
         if "image" not in cols:
             raise ValueError(f"{path}: not a per-image metric CSV (no 'image' column; columns: {', '.join(cols)})")
         if metric not in cols:
-            have = [c for c in cols if c in METRICS] or [c for c in cols if c not in ("image", "path", "dataset", "method")]
+            have = [c for c in cols if c in METRICS] or [
+                c for c in cols if c not in ("image", "path", "dataset", "method", SKIPPED)
+            ]
             raise ValueError(f"{path}: no {metric!r} column (metric columns: {', '.join(have) or 'none'})")
         rows = [r for r in reader if r["image"] != MEAN_ROW]
     if "method" in cols:
@@ -478,6 +566,9 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
         key = f"{r['dataset']}/{r['image']}" if "dataset" in cols else r["image"]
         if key in out:
             raise ValueError(f"{path}: image {key!r} appears twice; keys must be unique")
+        if r.get(SKIPPED):
+            out[key] = math.nan
+            continue
         try:
             out[key] = float(r[metric])
         except (TypeError, ValueError):
@@ -488,10 +579,12 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
 
 
 def format_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str], digits: int = 4) -> str:
-    """Plain-text table: one row per record (``image`` + metrics) and a final mean row."""
+    """Plain-text table: one row per record (``image`` + metrics) and a final mean row; skipped
+    records are marked ``(skipped)`` and left out of the mean."""
     header = ["image"] + [METRICS[m].label + (" ↑" if METRICS[m].higher_is_better else " ↓") for m in metrics]
-    body = [[r["image"]] + [f"{r[m]:.{digits}f}" for m in metrics] for r in records]
-    body.append(["mean"] + [f"{_mean([r[m] for r in records]):.{digits}f}" for m in metrics])
+    body = [[r["image"] + (" (skipped)" if r.get(SKIPPED) else "")] + [f"{r[m]:.{digits}f}" for m in metrics] for r in records]
+    scored = [r for r in records if not r.get(SKIPPED)]
+    body.append(["mean"] + [f"{_mean([r[m] for r in scored]):.{digits}f}" for m in metrics])
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
@@ -627,14 +720,84 @@ class Evaluation:
     reference: str | None = None
 
     def mean(self, dataset: str, method: str, metric: str) -> float:
-        """Mean of ``metric`` over the images of ``dataset`` for ``method``."""
-        return _mean([r[metric] for r in self.records if r["dataset"] == dataset and r["method"] == method])
+        """Mean of ``metric`` over the images of ``dataset`` for ``method`` (skipped images left out)."""
+        return _mean(
+            [r[metric] for r in self.records if r["dataset"] == dataset and r["method"] == method and not r.get(SKIPPED)]
+        )
+
+    def skipped(self) -> list[str]:
+        """Labels of what was skipped, in record order: ``"<set>/<image>"`` when every method of
+        that image was skipped (a bad HR/LR file, an image too small for a metric), else
+        ``"<set>/<image> (<method>, ...)"``."""
+        by_image: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+        for r in skipped_records(self.records):
+            by_image.setdefault((r["dataset"], r["image"]), []).append(r["method"])
+        labels = []
+        for (d, image), methods in by_image.items():
+            whole = len(methods) == len(self.methods)
+            labels.append(f"{d}/{image}" if whole else f"{d}/{image} ({', '.join(methods)})")
+        return labels
 
 
 def _sr_folder(root: Path, dataset: str) -> Path:
     """``root/dataset`` when that folder exists (one subfolder per test set), else ``root``."""
     sub = root / dataset
     return sub if sub.is_dir() else root
+
+
+def _load_pair(
+    hr_path: Path, lr_by_stem: Mapping[str, Path] | None, lr_dir: Path | None, scale: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One HR image mod-cropped to ``scale`` and its LR (given, matched by stem, or MATLAB bicubic):
+    :func:`ranksrgan.data.pairs.load_pairs` for a single file, so one bad file is one error."""
+    from ranksrgan.data.pairs import make_lr
+
+    hr = decode_image(hr_path)
+    h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
+    if h == 0 or w == 0:
+        raise ImageReadError(f"{hr_path}: image is {hr.shape[0]}x{hr.shape[1]}, smaller than the scale x{scale}")
+    hr = np.ascontiguousarray(hr[:h, :w])
+    if lr_by_stem is None:
+        return hr, make_lr(hr, scale)
+    lr_path = lr_by_stem.get(hr_path.stem)
+    if lr_path is None:
+        raise FileNotFoundError(f"{hr_path}: no LR image with stem {hr_path.stem!r} in {lr_dir}")
+    lr = decode_image(lr_path)
+    want = (h // scale, w // scale)
+    if lr.shape[:2] != want:
+        raise ImageReadError(
+            f"{lr_path}: LR is {lr.shape[0]}x{lr.shape[1]} but HR {hr_path.name} at x{scale} needs {want[0]}x{want[1]}"
+        )
+    if lr.dtype != hr.dtype:
+        levels = 65535.0 if hr.dtype == np.uint16 else 255.0
+        lr = np.floor(to_tensor(lr).permute(1, 2, 0).numpy() * levels + 0.5).astype(hr.dtype)
+    return hr, lr
+
+
+def _load_sr(path: Path | None, folder: Path, method: str, dataset: str, stem: str, hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """A precomputed SR image ``1×3×H×W``, checked against the mod-cropped HR ``hr``."""
+    if path is None:
+        raise FileNotFoundError(f"{folder}: no SR image with stem {stem!r} (method {method}, set {dataset})")
+    sr = to_tensor(decode_image(path)).unsqueeze(0)
+    if sr.shape != hr.shape:
+        raise ImageReadError(
+            f"{path}: SR image is {sr.shape[-2]}x{sr.shape[-1]} but the x{scale} mod-cropped HR "
+            f"{stem} is {hr.shape[-2]}x{hr.shape[-1]}"
+        )
+    return sr
+
+
+def _warn_skips(label: str, skips: Sequence[tuple[str, str]], n_methods: int) -> None:
+    """One warning per skipped image: one line when every method was skipped for the same
+    reason, else one line per method."""
+    if not skips:
+        return
+    reasons = {reason for _, reason in skips}
+    if len(skips) == n_methods and len(reasons) == 1:
+        warnings.warn(f"{label}: skipped: {skips[0][1]}", RuntimeWarning, stacklevel=3)
+        return
+    for method, reason in skips:
+        warnings.warn(f"{label} ({method}): skipped: {reason}", RuntimeWarning, stacklevel=3)
 
 
 def evaluate(
@@ -653,6 +816,7 @@ def evaluate(
     ranker_crop: int | None = 512,
     include_hr: bool = False,
     max_images: int | None = None,
+    skip_errors: bool = False,
 ) -> Evaluation:
     """The paper's Table 3: NIQE, PI, PSNR and SSIM of several SR methods on benchmark sets
     (optionally colour measures and Ranker scores too: the comparison of Fig. 22).
@@ -694,14 +858,21 @@ def evaluate(
             method is compared to (PSNR inf, chroma 1, NIQE and Ranker scores of real images).
         max_images: only the first N images of each set (file-name order, as the data module's
             ``val_max_images``); None = all.
+        skip_errors: an unusable item does not stop the run. A bad HR or LR file (unreadable,
+            LR of the wrong size, missing LR) skips that image for every method; a bad SR image
+            (missing, unreadable, not the mod-cropped HR's size) skips that image for that
+            method; an image a metric cannot score (e.g. too small for NIQE) is skipped for the
+            methods it fails on. Each is warned about once (``RuntimeWarning``), recorded with
+            NaN metrics and ``"skipped": reason``, left out of the means and listed in ``notes``
+            (:meth:`Evaluation.skipped`). Default: raise.
 
     Raises:
-        FileNotFoundError: missing folders, checkpoints, SR images or a required Ma model.
+        FileNotFoundError: missing folders, checkpoints, SR images or a required Ma model
+            (with ``skip_errors``: an SR folder that matches no HR image of a set).
         ValueError / ImageReadError: scale mismatch, SR image of the wrong size (names the file),
-            duplicate method names.
+            duplicate method names; with ``skip_errors`` only the errors of the whole run.
     """
     from ranksrgan.checkpoints import load_generator, load_ranker
-    from ranksrgan.data.pairs import load_pairs
     from ranksrgan.tiling import infer_scale, upscale
 
     device = torch.device(device)
@@ -783,60 +954,95 @@ def evaluate(
 
     result = Evaluation(scale, columns, names, set_names, notes=notes, reference="HR" if include_hr else None)
     for t in test_sets:
-        pairs = load_pairs([str(t.hr_dir)], [str(t.lr_dir)] if t.lr_dir is not None else None, scale)
+        hr_files = list_images(t.hr_dir)
+        if not hr_files:
+            raise FileNotFoundError(f"{t.hr_dir}: no images ({', '.join(('png', 'jpg', 'bmp', 'tif'))})")
         if max_images is not None:
-            pairs = pairs[:max_images]
+            hr_files = hr_files[:max_images]
+        lr_by_stem = {p.stem: p for p in list_images(t.lr_dir)} if t.lr_dir is not None else None
         sr_maps = []
         for name, d in sr_dirs:
             folder = _sr_folder(Path(d), t.name)
-            sr_maps.append((name, folder, {p.stem: p for p in list_images(folder)}))
+            by_stem = {p.stem: p for p in list_images(folder)}
+            if skip_errors and not any(p.stem in by_stem for p in hr_files):
+                raise FileNotFoundError(f"{folder}: no SR image matches an HR image of set {t.name} by file stem (method {name})")
+            sr_maps.append((name, folder, by_stem))
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(pairs) * len(names), desc=t.name, unit="img", disable=None)
+            bar = tqdm(total=len(hr_files) * len(names), desc=t.name, unit="img", disable=None)
         try:
-            for pair in pairs:
-                stem = pair.name.split("/", 1)[1]
-                hr = to_tensor(pair.hr).unsqueeze(0)
-                lr = to_tensor(pair.lr).unsqueeze(0)
-                outputs: list[tuple[str, torch.Tensor]] = [
+            for hr_path in hr_files:
+                stem = hr_path.stem
+                label = f"{t.name}/{stem}"
+                image_skips: list[tuple[str, str]] = []  # (method, reason)
+
+                def skip(method: str, reason: str, dataset: str = t.name, stem: str = stem, skips: list = image_skips) -> None:
+                    rec: dict[str, Any] = {"dataset": dataset, "method": method, "image": stem}
+                    rec.update({m: math.nan for m in columns})
+                    rec[SKIPPED] = reason
+                    result.records.append(rec)
+                    skips.append((method, reason))
+
+                try:
+                    hr_arr, lr_arr = _load_pair(hr_path, lr_by_stem, t.lr_dir, scale)
+                except _ITEM_ERRORS as err:
+                    if not skip_errors:
+                        raise
+                    for name in names:
+                        skip(name, _reason(err))
+                    _warn_skips(label, image_skips, len(names))
+                    if bar is not None:
+                        bar.update(len(names))
+                    continue
+                hr = to_tensor(hr_arr).unsqueeze(0)
+                lr = to_tensor(lr_arr).unsqueeze(0)
+                del hr_arr, lr_arr
+                outputs: list[tuple[str, torch.Tensor | str]] = [  # a str: why that method is skipped
                     ("Bicubic", quantize_uint8(imresize(lr.double(), float(scale)).clamp(0, 1)).float())
                 ]
                 for name, model in generators:
                     sr = upscale(model, lr, tile=tile, overlap=overlap, scale=scale)
                     outputs.append((name, quantize_uint8(sr)))
                 for name, folder, by_stem in sr_maps:
-                    path = by_stem.get(stem)
-                    if path is None:
-                        raise FileNotFoundError(f"{folder}: no SR image with stem {stem!r} (method {name}, set {t.name})")
-                    sr = to_tensor(decode_image(path)).unsqueeze(0)
-                    if sr.shape != hr.shape:
-                        raise ImageReadError(
-                            f"{path}: SR image is {sr.shape[-2]}x{sr.shape[-1]} but the x{scale} mod-cropped HR "
-                            f"{stem} is {hr.shape[-2]}x{hr.shape[-1]}"
-                        )
-                    outputs.append((name, quantize_uint8(sr)))
+                    try:
+                        outputs.append((name, quantize_uint8(_load_sr(by_stem.get(stem), folder, name, t.name, stem, hr, scale))))
+                    except _ITEM_ERRORS as err:
+                        if not skip_errors:
+                            raise
+                        outputs.append((name, _reason(err)))
                 if include_hr:
                     outputs.append(("HR", quantize_uint8(hr)))
                 hr_dev = hr.to(device)
                 for name, sr in outputs:
+                    if bar is not None:
+                        bar.update(1)
+                    if isinstance(sr, str):
+                        skip(name, sr)
+                        continue
                     sr_dev = sr.to(device)
                     try:
                         vals = score_batch(sr_dev, metrics, hr_dev, crop_border=scale, color="y", ma_model=model_ma)
                         for column, ranker in loaded_rankers:
                             vals[column] = ranker_score(ranker, sr_dev, crop_border=scale, crop=ranker_crop)
                     except ValueError as err:
-                        raise ValueError(f"{t.name}/{stem} ({name}): {err}") from err
+                        if not skip_errors:
+                            raise ValueError(f"{label} ({name}): {err}") from err
+                        skip(name, _reason(err))
+                        continue
                     rec: dict[str, Any] = {"dataset": t.name, "method": name, "image": stem}
                     rec.update({m: float(vals[m][0]) for m in columns})
-                    warn_nan(f"{t.name}/{stem} ({name})", {m: rec[m] for m in columns})
+                    warn_nan(f"{label} ({name})", {m: rec[m] for m in columns})
                     result.records.append(rec)
-                    if bar is not None:
-                        bar.update(1)
+                _warn_skips(label, image_skips, len(names))
         finally:
             if bar is not None:
                 bar.close()
+    skipped = result.skipped()
+    if skipped:
+        shown = "; ".join(skipped[:10]) + (f"; ... (+{len(skipped) - 10} more)" if len(skipped) > 10 else "")
+        notes.append(f"skipped as unusable, left out of the means (reasons in per_image.csv): {shown}")
     # group records by dataset, then method (input order), then image
     order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in set_names for m in names)}
     result.records.sort(key=lambda r: order[(r["dataset"], r["method"])])

@@ -1,7 +1,10 @@
 """Image files <-> float tensors, with clear errors and atomic writes.
 
 Decoding is done by OpenCV (``IMREAD_UNCHANGED``), which keeps 16-bit PNG/TIFF at full depth and
-refuses truncated files instead of returning half an image.
+refuses truncated files instead of returning half an image. What the codecs print on the C-level
+stderr while decoding (``libpng error: ...``, OpenCV's own log lines) is captured: it becomes part
+of the :class:`ImageReadError` message when decoding fails and is dropped otherwise, so a bad file
+gives one clean error and nothing else on the terminal.
 
 Channel rule (applied by :func:`read_image`):
 
@@ -15,7 +18,10 @@ Pixel data is used as stored (EXIF orientation is ignored), as SR benchmarks do.
 from __future__ import annotations
 
 import os
+import re
+import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,9 +46,63 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
 
 
+_STDERR_LOCK = threading.Lock()
+_LOG_PREFIX = re.compile(r"^(\[\s*\w+:[\d@.]+\]\s+(global\s+)?(\S+:\d+\s+)?(\S+\s+)?|lib\w+ (error|warning):\s*)")
+
+
+@contextmanager
+def _captured_c_stderr() -> Iterator[list[str]]:
+    """Redirect file descriptor 2 to a temporary file for the duration of the block; the lines
+    written there (by C libraries, which bypass ``sys.stderr``) are put into the yielded list.
+
+    Without a usable descriptor 2 (or on any failure to redirect it) nothing is captured."""
+    lines: list[str] = []
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield lines
+            return
+        try:
+            with tempfile.TemporaryFile() as sink:
+                os.dup2(sink.fileno(), 2)
+                try:
+                    yield lines
+                finally:
+                    os.dup2(saved, 2)
+                    sink.seek(0)
+                    text = sink.read(65536).decode("utf-8", "replace")
+                    lines.extend(line.strip() for line in text.splitlines() if line.strip())
+        finally:
+            os.close(saved)
+
+
+def _codec_detail(lines: list[str]) -> str:
+    """The codec's complaint as one short phrase (OpenCV log prefixes removed), or ''; an error
+    line is preferred to a warning; OpenCV's internal assertion texts are left out."""
+    ranked = sorted((x for x in lines if "OpenCV(" not in x), key=lambda line: "error" not in line.lower())
+    for line in ranked:
+        line = _LOG_PREFIX.sub("", line).strip()
+        if line:
+            return line if len(line) <= 160 else line[:157] + "..."
+    return ""
+
+
 def decode_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode ``path`` to an ``H×W×3`` RGB array of dtype uint8 or uint16 (channel rule above)."""
+    """Decode ``path`` to an ``H×W×3`` RGB array of dtype uint8 or uint16 (channel rule above).
+
+    Raises:
+        FileNotFoundError: no such file. IsADirectoryError: ``path`` is a folder.
+        ImageReadError: unsupported extension, empty, corrupt or truncated file (the message
+            carries the codec's own complaint when it gave one).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix.lower() not in READ_EXTENSIONS:
@@ -50,9 +110,13 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    with _captured_c_stderr() as codec_lines:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ImageReadError(f"{path}: cannot decode image (corrupt, truncated or unsupported data)")
+        detail = _codec_detail(codec_lines)
+        raise ImageReadError(
+            f"{path}: cannot decode image (corrupt, truncated or unsupported data{': ' + detail if detail else ''})"
+        )
     if img.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(f"{path}: unsupported sample type {img.dtype} (expected 8- or 16-bit)")
     if img.ndim == 2:
@@ -82,7 +146,7 @@ def read_image(path: str | os.PathLike, min_size: int | tuple[int, int] | None =
         min_size: optional ``s`` or ``(h, w)``: raise if the image is smaller (e.g. a patch size).
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        FileNotFoundError: the file does not exist. IsADirectoryError: ``path`` is a folder.
         ImageReadError: corrupt/truncated/unsupported data, or smaller than ``min_size``.
     """
     img = decode_image(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ranksrgan.cli.common import CLIError, CLIParser, run_cli, split_named
+from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error, split_named
 from ranksrgan.data.rank.labels import METRICS, LabelTable, part_path
 from ranksrgan.data.rank.sr import build_sr_labels
 
@@ -31,7 +31,13 @@ interruption resumes there; OUT appears atomically when all rows are done. Filte
 metric gap, patches per image) and the label kind (metric rank / method) are chosen when the
 file is loaded (SRRankDataModule), so one file serves every variant.
 
-Exit status: 0 ok, 1 bad image data (corrupt file, size mismatch), 2 bad arguments or files.
+An image whose HR or SR file cannot be decoded, or whose SR image has the wrong size, is skipped
+with a one-line warning (no rows); the build finishes without it and exits 1 naming the skipped
+images (to add them, fix the files and build into a new --out). --strict stops at the first one
+instead. Folders whose file sets differ, or a folder of unusable images only, stop the build.
+
+Exit status: 0 ok, 1 bad image data (corrupt file, size mismatch; or images skipped), 2 bad
+arguments or files.
 """
 
 
@@ -66,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="patches scored per batch/chunk (default 16)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_strict_option(p)
     return p
 
 
@@ -93,6 +100,7 @@ def _body(args: argparse.Namespace) -> int:
         sr[name] = str(source)
     device = None if args.device == "auto" else torch.device(args.device)
     resumed = part_path(args.out).exists()
+    skipped: list[tuple[Path, str]] | None = None if args.strict else []
     table = build_sr_labels(
         args.hr,
         sr,
@@ -105,9 +113,13 @@ def _body(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=device,
         progress=not args.no_progress,
+        skipped=skipped,
     )
     print(f"{args.out}: {'resumed and ' if resumed else ''}done")
     print(summary(table))
+    if skipped:
+        n_images = len(skipped) + len(set(table.column("image")))
+        raise skipped_error([str(p) for p, _ in skipped], n_images)
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ranksrgan.checkpoints import CheckpointError
 from ranksrgan.io import ImageReadError
 
 
@@ -36,9 +37,10 @@ def run_cli(
 ) -> int:
     """Parse ``argv`` and run ``body``; every expected failure becomes one stderr line.
 
-    Exit codes: 0 success; 1 bad input data (unreadable image, size mismatch, NaN values ...);
-    2 bad command line or missing/unusable files named on it (unknown metric, missing
-    checkpoint or Ma model). ``--help`` exits 0 through argparse as usual.
+    Exit codes: 0 success; 1 bad input data (unreadable image, size mismatch, NaN values ...),
+    including a batch command that skipped some items (it says how many and which, last);
+    2 bad command line or missing/unusable files named on it (unknown metric, missing,
+    unreadable or unsafe checkpoint, missing Ma model). ``--help`` exits 0 through argparse as usual.
     """
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
@@ -53,16 +55,40 @@ def run_cli(
         print(f"{prog}: error: {err}", file=sys.stderr)
         return err.code
     except (FileNotFoundError, ImageReadError, ValueError, OSError) as err:
-        code = 1 if isinstance(err, ImageReadError) else 2 if isinstance(err, FileNotFoundError) else 1
+        usage = isinstance(err, (FileNotFoundError, IsADirectoryError, CheckpointError))
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if _is_missing_ma_model(err):  # name this command's way to give the file, if it has one
+            msg = err.message("pass --ma-model FILE" if "--ma-model" in parser.format_usage() else None)
         print(f"{prog}: error: {msg}", file=sys.stderr)
-        return code
+        return 2 if usage else 1
     except (MemoryError, torch.OutOfMemoryError):
         print(f"{prog}: error: out of memory; use a smaller --tile / --batch-size or another device", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _is_missing_ma_model(err: BaseException) -> bool:
+    # only after ranksrgan.metrics.ma was imported can it have raised (and it is slow to import)
+    ma = sys.modules.get("ranksrgan.metrics.ma")
+    return ma is not None and isinstance(err, ma.MaModelNotFoundError)
+
+
+def skipped_error(labels: Sequence[str], total: int, noun: str = "images", verb: str = "skipped") -> CLIError:
+    """The closing one-line error (exit 1) of a batch command that skipped ``labels`` out of
+    ``total`` items: ``"2 of 10 images skipped: a.png, b.png"`` (the first five named)."""
+    shown = ", ".join(labels[:5]) + (f", ... (+{len(labels) - 5} more)" if len(labels) > 5 else "")
+    return CLIError(f"{len(labels)} of {total} {noun} {verb}: {shown}", 1)
+
+
+def add_strict_option(parser: argparse.ArgumentParser, what: str = "image") -> None:
+    """``--strict``: stop at the first unusable item instead of skipping it."""
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"stop at the first unusable {what} (default: skip it with a warning, finish, exit 1)",
+    )
 
 
 def split_named(spec: str, what: str) -> tuple[str, Path]:

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, run_cli, split_named
+from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error, split_named
 from ranksrgan.evaluation import BenchmarkSet, evaluate, format_markdown, write_evaluation
 
 PROG = "ranksrgan-evaluate"
@@ -23,7 +23,13 @@ PI, PSNR and SSIM on the MATLAB Y channel with --scale px shaved per side. PI ne
 (--ma-model or RANKSRGAN_MA_MODEL); without it the PI row is omitted with a note.
 Outputs in --out: table3.md (printed too), summary.csv (dataset,metric,<methods>), per_image.csv
 (dataset,method,image,<metrics> with "<mean>" rows; input of ranksrgan-upper-bound).
-Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing files.
+Unusable items are skipped with a one-line warning, not fatal: a bad HR/LR file skips that image
+for every method, a missing, unreadable or wrongly sized SR image skips it for that method, an
+image too small for a metric (NIQE needs 2 blocks of 96x96 after the crop) for the methods it
+fails on. They are nan in per_image.csv with the reason in a last "skipped" column, left out of
+the means and listed under the table; the run finishes and exits 1 naming them. --strict stops
+at the first one instead.
+Exit status: 0 ok, 1 bad image data (or items skipped), 2 bad arguments or missing files.
 """
 
 
@@ -67,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in LR px for generators (0 = whole images)")
     p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="LR px of context per tile side (default 16)")
     p.add_argument("--ma-model", type=Path, metavar="FILE", help="Ma model file for PI (then PI is required)")
+    add_strict_option(p, "image or image pair")
     return p
 
 
@@ -101,10 +108,15 @@ def _run(args: argparse.Namespace) -> int:
         ma_model=args.ma_model,
         with_pi=True if args.ma_model is not None else None,
         progress=True,
+        skip_errors=not args.strict,
     )
     print(format_markdown(ev), end="")
     paths = write_evaluation(ev, args.out)
     print(f"wrote {paths['markdown']}, {paths['summary']}, {paths['per_image']}")
+    skipped = ev.skipped()
+    if skipped:
+        total = len({(r["dataset"], r["image"]) for r in ev.records})
+        raise skipped_error(skipped, total)
     return 0
 
 

@@ -9,8 +9,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, run_cli
-from ranksrgan.evaluation import METRICS, format_table, score_images, write_per_image_csv
+from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error
+from ranksrgan.evaluation import METRICS, format_table, score_images, skipped_records, write_per_image_csv
 from ranksrgan.io import collect_images
 
 PROG = "ranksrgan-score"
@@ -28,8 +28,21 @@ metrics (lower is better: niqe, pi; higher is better: ma, psnr, ssim):
 alpha is dropped); 16-bit images are scored after rounding to 8 bits, as the metrics define.
 Images of equal size are scored in batches (same results as one at a time).
 
-CSV: columns image,path,<metric>...; one row per image, then a row with image "<mean>".
-Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing model/files.
+--ref: each image is matched to the reference with the same file stem. Both are cut to a
+multiple of --scale (bottom/right; default 4), the mod-crop of ranksrgan-evaluate, so the
+original HR folder matches SR outputs made from its bicubic LR without cropping it by hand;
+then their sizes must agree. --scale 1 compares the files as they are. Without --ref nothing
+is cut.
+
+Unusable images (unreadable, no or a mismatched reference, too small for a metric: NIQE needs
+at least 2 blocks of 96x96 after the crop) are skipped with a one-line warning, scored as nan
+with the reason in the CSV, and left out of the mean; the run finishes and then exits 1 naming
+them. --strict (implied for a single image) stops at the first one instead. A constant image is
+not skipped: its NIQE is nan, with a warning.
+
+CSV: columns image,path,<metric>...; one row per image, then a row with image "<mean>"; when
+images were skipped, a last column "skipped" holds the reason.
+Exit status: 0 ok, 1 bad image data (or images skipped), 2 bad arguments or missing model/files.
 """
 
 
@@ -48,7 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"metric to compute, repeatable: {', '.join(METRICS)} (default: niqe)",
     )
-    p.add_argument("--ref", type=Path, metavar="DIR", help="HR reference folder for psnr/ssim, matched by file stem")
+    p.add_argument(
+        "--ref",
+        type=Path,
+        metavar="DIR",
+        help="HR reference folder for psnr/ssim, matched by file stem; both cut to a multiple of --scale",
+    )
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=4,
+        metavar="S",
+        help="with --ref: cut image and reference to a multiple of S, as ranksrgan-evaluate does (default 4; 1 = no cut)",
+    )
     p.add_argument("--crop-border", type=int, default=0, metavar="N", help="pixels shaved per side (default 0)")
     p.add_argument(
         "--color", choices=("y", "gray"), default="y", help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray"
@@ -59,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ma-model", type=Path, metavar="FILE", help="Ma model (.mat of the authors' sr-metric release, or converted .npz)"
     )
+    add_strict_option(p)
     return p
 
 
@@ -71,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     if args.crop_border < 0:
         raise CLIError(f"--crop-border must be >= 0, got {args.crop_border}")
+    if args.scale < 1:
+        raise CLIError(f"--scale must be >= 1, got {args.scale}")
     if args.ref is not None and not args.ref.is_dir():
         raise CLIError(f"--ref {args.ref}: no such folder")
     if args.ref is None and any(METRICS[m].full_reference for m in metrics):
@@ -79,13 +107,13 @@ def _run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     ma_model = None
     if any(METRICS[m].needs_ma for m in metrics):
-        from ranksrgan.metrics.ma import load_ma_model
+        from ranksrgan.metrics.ma import MaModelNotFoundError, load_ma_model
 
         try:
             ma_model = load_ma_model(args.ma_model)
-        except FileNotFoundError as err:
+        except MaModelNotFoundError as err:
             need = "/".join(m for m in metrics if METRICS[m].needs_ma)
-            raise CLIError(f"metric {need} requires the Ma model: {err}") from None
+            raise CLIError(f"metric {need} requires the Ma model: {err.message('pass --ma-model FILE')}") from None
     files = collect_images(args.paths)
     records = score_images(
         files,
@@ -97,11 +125,16 @@ def _run(args: argparse.Namespace) -> int:
         device=device,
         ma_model=ma_model,
         progress=True,
+        scale=args.scale if args.ref is not None else 1,
+        skip_errors=not args.strict and len(files) > 1,
     )
     print(format_table(records, metrics))
     if args.csv is not None:
         write_per_image_csv(args.csv, records, ["image", "path"], metrics)
         print(f"wrote {args.csv}")
+    skipped = skipped_records(records)
+    if skipped:
+        raise skipped_error([r["path"] for r in skipped], len(records))
     return 0
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ranksrgan.cli.common import CLIError, CLIParser, run_cli
+from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error
 from ranksrgan.io import collect_images
 
 PROG = "ranksrgan-upscale"
@@ -36,7 +37,12 @@ Tiling: each tile covers --tile LR px plus --tile-overlap LR px of context per s
 cropped from its output; the result equals untiled inference when the overlap is at least the
 generator's receptive-field radius (36 LR px for the 16-block SRResNet; with less, pixels next
 to tile edges may differ). --tile 0 runs whole images (memory grows with image size).
-Exit status: 0 ok, 1 bad image data, 2 bad arguments or missing files.
+Every output is written atomically: a file in OUTDIR is always a complete result. An input that
+cannot be read or upscaled is skipped with a one-line warning; the rest are written and the run
+exits 1 naming the failed inputs (--strict, implied for a single input: stop at the first one,
+saying how many outputs were already written). An output folder created by this run is removed
+again if nothing was written.
+Exit status: 0 ok, 1 bad image data (or inputs failed), 2 bad arguments or missing files.
 """
 
 
@@ -71,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="PNG bit depth: auto = 16 for 16-bit input, else 8 (default auto)",
     )
+    add_strict_option(p, "input")
     return p
 
 
@@ -85,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"--tile must be >= 0, got {args.tile}")
     if args.tile_overlap < 0:
         raise CLIError(f"--tile-overlap must be >= 0, got {args.tile_overlap}")
+    if args.checkpoint.is_dir():
+        raise CLIError(f"--checkpoint {args.checkpoint}: is a folder, not a checkpoint file")
     if not args.checkpoint.is_file():
         raise CLIError(f"checkpoint file not found: {args.checkpoint}")
     files = collect_images(args.inputs)
@@ -100,17 +109,60 @@ def _run(args: argparse.Namespace) -> int:
     model = load_generator(args.checkpoint, device=device)
     scale = infer_scale(model)
     tile = args.tile or None
+    created = _missing_dirs(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    for f, target in zip(tqdm(files, desc="upscaling", unit="img", disable=None), targets):
-        img = decode_image(f)
-        depth = 16 if args.bit_depth == "16" or (args.bit_depth == "auto" and img.dtype == np.uint16) else 8
-        lr = to_tensor(img)
-        del img
-        sr = upscale(model, lr, tile=tile, overlap=args.tile_overlap, scale=scale, progress=True)
-        write_image(target, sr, bit_depth=depth)
-    print(f"wrote {len(files)} image(s) to {args.out} (x{scale}, {device}, {time.perf_counter() - start:.1f} s)")
+    written = 0
+    failed: list[Path] = []
+    try:
+        for f, target in zip(tqdm(files, desc="upscaling", unit="img", disable=None), targets):
+            try:
+                img = decode_image(f)
+                depth = 16 if args.bit_depth == "16" or (args.bit_depth == "auto" and img.dtype == np.uint16) else 8
+                lr = to_tensor(img)
+                del img
+                sr = upscale(model, lr, tile=tile, overlap=args.tile_overlap, scale=scale, progress=True)
+                write_image(target, sr, bit_depth=depth)
+            except (ValueError, OSError) as err:  # OSError other than a missing input: e.g. a full disk
+                msg = (str(err).splitlines() or [type(err).__name__])[0]
+                item_error = isinstance(err, (ValueError, FileNotFoundError, IsADirectoryError))
+                if args.strict or len(files) == 1 or not item_error:
+                    where = f"{written} of {len(files)} output(s) already written to {args.out}" if written else "nothing written"
+                    raise CLIError(f"{msg} (stopped at this input; {where})", 1) from err
+                reason = msg[len(f"{f}: ") :] if msg.startswith(f"{f}: ") else msg
+                warnings.warn(f"{f}: skipped: {reason}", RuntimeWarning, stacklevel=1)
+                failed.append(f)
+                continue
+            written += 1
+    finally:
+        if written == 0:
+            _remove_empty(created)
+    if written:
+        print(f"wrote {written} image(s) to {args.out} (x{scale}, {device}, {time.perf_counter() - start:.1f} s)")
+    else:
+        print(f"wrote nothing to {args.out}{' (the folder was removed again)' if created else ''}")
+    if failed:
+        raise skipped_error([str(f) for f in failed], len(files), "inputs", "failed")
     return 0
+
+
+def _missing_dirs(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for d in [folder, *folder.parents]:
+        if d.exists():
+            break
+        missing.append(d)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this run created (deepest first), each only while it is empty."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,6 +84,7 @@ __all__ = [
     "Ma",
     "PI",
     "MA_MODEL_ENV",
+    "MaModelNotFoundError",
 ]
 
 #: environment variable naming the model file (``.mat`` or ``.npz``)
@@ -493,14 +494,31 @@ class MaModel:
         return m.linear[0] + s @ m.linear[1:]
 
 
-def _missing_model_error(detail: str) -> FileNotFoundError:
-    return FileNotFoundError(
-        f"Ma (NRQM) model not found ({detail}). Ma needs the trained 'model.mat' of Ma et al.'s "
-        f"sr-metric release (github.com/chaoma99/sr-metric, MIT licence; three regression forests of "
-        f"2000 trees); no package ships it. Put it at {_cache_dir() / 'ma_model.mat'} (or convert it "
-        f"with convert_ma_model to {_cache_dir() / 'ma_model.npz'}), or set {MA_MODEL_ENV}=/path/to/model.mat, "
-        f"or pass model=path."
-    )
+class MaModelNotFoundError(FileNotFoundError):
+    """No Ma model file. ``str(err)`` tells a Python caller how to pass one (the ``path``
+    argument of :func:`load_ma_model`); :meth:`message` words it for a command-line tool, which
+    names its own option (or none)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(self.message("pass its path as load_ma_model(path)"))
+
+    def message(self, how: str | None) -> str:
+        """The full message; ``how`` is the last way offered to give the file (e.g.
+        ``"pass --ma-model FILE"``), None to offer only the cache folder and the variable."""
+        ways = [
+            f"Put it at {_cache_dir() / 'ma_model.mat'} (or convert it with convert_ma_model to {_cache_dir() / 'ma_model.npz'})",
+            f"set {MA_MODEL_ENV}=/path/to/model.mat",
+        ] + ([how] if how else [])
+        return (
+            f"Ma (NRQM) model not found ({self.detail}). Ma needs the trained 'model.mat' of Ma et al.'s "
+            f"sr-metric release (github.com/chaoma99/sr-metric, MIT licence; three regression forests of "
+            f"2000 trees); no package ships it. {', '.join(ways[:-1])}, or {ways[-1]}."
+        )
+
+
+def _missing_model_error(detail: str) -> MaModelNotFoundError:
+    return MaModelNotFoundError(detail)
 
 
 def _cache_dir() -> Path:

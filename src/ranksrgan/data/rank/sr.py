@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ def build_sr_labels(
     batch_size: int = 16,
     device: str | torch.device | None = None,
     progress: bool = True,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> LabelTable:
     """Write the label file ``out`` for HR folder ``hr`` and level sources ``sr`` (resumable).
 
@@ -197,6 +199,12 @@ def build_sr_labels(
         batch_size: patches scored per batch; every batch is one durable chunk of rows.
         device: where metrics run (default: CUDA when available, else CPU).
         progress: show a tqdm bar over images.
+        skipped: None (default): an unusable image (an HR or SR file that cannot be decoded, an
+            SR image of the wrong size) stops the build with its error. A list: such an image
+            is skipped instead (no rows; a ``RuntimeWarning`` names it) and ``(HR path,
+            reason)`` is appended to the list. The finished file leaves it out (to add it, fix
+            the file and build into a new ``out``); if every image is unusable the build stops
+            with an error instead of writing an empty file.
 
     Returns the finished table. If ``out`` already exists with the same settings it is returned
     as is; with other settings a ValueError asks for another path.
@@ -232,9 +240,16 @@ def build_sr_labels(
     device = torch.device(device) if device is not None else _default_device()
     writer = PartWriter(out, meta)
     methods = list(sources)
+    skipped_before = len(skipped) if skipped is not None else 0
     for hr_path in tqdm(hr_files, desc="labelling", unit="img", disable=not progress):
         stem = hr_path.stem
-        hr_img = decode_image(hr_path)
+        try:
+            hr_img = decode_image(hr_path)
+        except (ImageReadError, FileNotFoundError) as err:
+            if skipped is None:
+                raise
+            _skip_image(hr_path, err, skipped)
+            continue
         h, w = hr_img.shape[0] - hr_img.shape[0] % scale, hr_img.shape[1] - hr_img.shape[1] % scale
         positions = grid_positions(h, w, patch_size, stride)
         if not positions:
@@ -243,7 +258,13 @@ def build_sr_labels(
         todo = [(y, x, k) for (y, x) in positions for k in range(len(methods)) if (stem, y, x, methods[k]) not in writer.done]
         if not todo:  # finished by an earlier, interrupted run: no SR decoding, no metrics
             continue
-        hr_img, levels = load_levels(hr_path, sources, files, scale, hr=hr_img)
+        try:
+            hr_img, levels = load_levels(hr_path, sources, files, scale, hr=hr_img)
+        except (ImageReadError, FileNotFoundError) as err:
+            if skipped is None:
+                raise
+            _skip_image(hr_path, err, skipped)
+            continue
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             x = torch.stack([to_tensor(levels[k][y : y + patch_size, x_ : x_ + patch_size]) for y, x_, k in chunk]).to(device)
@@ -253,7 +274,19 @@ def build_sr_labels(
                 cols.append(compute_metric(m, x, crop_border))
             cols = [c.double().cpu().tolist() for c in cols]
             writer.append([[stem, y, x_, methods[k]] + [c[i] for c in cols] for i, (y, x_, k) in enumerate(chunk)])
+    if skipped is not None and len(skipped) - skipped_before == len(hr_files):
+        first, reason = skipped[skipped_before]
+        raise ImageReadError(f"{hr}: every image is unusable, no label file written (first: {first}: {reason})")
     return writer.finish()
+
+
+def _skip_image(hr_path: Path, err: Exception, skipped: list[tuple[Path, str]]) -> None:
+    """Warn about an image :func:`build_sr_labels` leaves out and record it in ``skipped``."""
+    reason = (str(err).splitlines() or [type(err).__name__])[0]
+    if reason.startswith(f"{hr_path}: "):
+        reason = reason[len(f"{hr_path}: ") :]
+    warnings.warn(f"{hr_path}: skipped: {reason}", RuntimeWarning, stacklevel=3)
+    skipped.append((hr_path, reason))
 
 
 # ----------------------------------------------------------------------------- selecting locations
@@ -432,6 +465,8 @@ class SRRankDataModule(ImageFolderDataModule):
         metric: label metric, a name (``niqe``, ``ma``, ``pi``, ``rmse``) or ``{name: weight}``.
         label_mode: ``"rank"`` (MR) or ``"method"`` (MC); see :func:`select_locations`.
         patch_size / stride / crop_border / scale / label_batch_size: labelling settings
+            (None: 200 / 4 / 4 when building; when reading a label file, the file's). Given
+            settings must agree with an existing file's header
             (:func:`build_sr_labels`); ``patch_size`` is also the training patch.
         min_sharpness / min_gap / max_patches_per_image: location filters.
         val_fraction: share of SOURCE IMAGES held out for validation.
@@ -450,9 +485,9 @@ class SRRankDataModule(ImageFolderDataModule):
         metric: str | Mapping[str, float] = "niqe",
         label_mode: str = "rank",
         patch_size: int = 296,
-        stride: int = 200,
-        crop_border: int = 4,
-        scale: int = 4,
+        stride: int | None = None,
+        crop_border: int | None = None,
+        scale: int | None = None,
         label_batch_size: int = 16,
         min_sharpness: float = 0.0,
         min_gap: float = 0.1,
@@ -485,8 +520,8 @@ class SRRankDataModule(ImageFolderDataModule):
 
     @property
     def label_settings(self) -> dict[str, int]:
-        """The :data:`LABEL_SETTINGS` of this data module."""
-        return {name: getattr(self, name) for name in LABEL_SETTINGS}
+        """The :data:`LABEL_SETTINGS` given to this data module (None ones are the file's)."""
+        return {name: getattr(self, name) for name in LABEL_SETTINGS if getattr(self, name) is not None}
 
     def prepare_data(self) -> None:
         super().prepare_data()
@@ -498,9 +533,9 @@ class SRRankDataModule(ImageFolderDataModule):
                 self.labels,
                 metrics=metrics,
                 patch_size=self.patch_size,
-                stride=self.stride,
-                crop_border=self.crop_border,
-                scale=self.scale,
+                stride=200 if self.stride is None else self.stride,
+                crop_border=4 if self.crop_border is None else self.crop_border,
+                scale=4 if self.scale is None else self.scale,
                 batch_size=self.label_batch_size,
             )
 
