@@ -304,3 +304,45 @@ def test_vgg_pretrained_offline_gives_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(RuntimeError, match="could not be downloaded.*pretrained=False.*cache"):
         VGGFeatureExtractor(pretrained=True)
+
+
+# ---------------------------------------------------------------------- SRResNet image skip
+
+
+def test_srresnet_image_skip_is_off_by_default_and_keeps_the_released_spec():
+    net = SRResNet(num_features=8, num_blocks=1, scale=4)
+    assert net.image_skip is None and "image_skip" not in net.config
+    with pytest.raises(ValueError, match="image_skip"):
+        SRResNet(num_features=8, num_blocks=1, image_skip="nearest")
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+def test_srresnet_image_skip_adds_the_interpolated_input(mode):
+    torch.manual_seed(0)
+    net = SRResNet(num_features=8, num_blocks=1, scale=4, image_skip=mode)
+    assert net.config["image_skip"] == mode
+    x = torch.rand(2, 3, 8, 8)
+    up = F.interpolate(x, scale_factor=4, mode=mode, align_corners=False)
+    plain = SRResNet(num_features=8, num_blocks=1, scale=4)
+    plain.load_state_dict(net.state_dict())  # same weights, no skip: the difference is the skip
+    torch.testing.assert_close(net(x), plain(x) + up)
+    # Same state-dict keys as the authors' network (the skip has no weights).
+    assert set(net.state_dict()) == set(plain.state_dict())
+
+
+def test_srresnet_image_skip_residual_stays_alive_under_adam():
+    """With the skip, 0.1x init everywhere left every HRconv ReLU dead after a few Adam steps."""
+    torch.manual_seed(0)
+    net = SRResNet(num_features=8, num_blocks=2, scale=4, image_skip="bicubic")
+    opt = torch.optim.Adam(net.parameters(), lr=2e-4)
+    hr = torch.rand(4, 3, 32, 32)
+    lr = F.avg_pool2d(hr, 4)
+    for _ in range(30):
+        loss = F.l1_loss(net(lr), hr)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    feats = {}
+    net.HRconv.register_forward_hook(lambda m, i, o: feats.__setitem__("hr", o))
+    net(lr)
+    assert (feats["hr"] > 0).float().mean() > 0.05

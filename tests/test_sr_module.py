@@ -167,3 +167,105 @@ def test_nan_loss_stops_with_step_and_name(ranker_files):
 def test_no_discriminator_without_gan(ranker_files):
     module = make_module(ranker_files, gan={"weight": 0.0}, rankers=[])
     assert module.discriminator is None and module.optimizer_steps_per_iteration == 1
+
+
+# ---------------------------------------------------------------------- diagnostics
+
+
+def test_sr_gradient_norms_match_each_weighted_term(ranker_files):
+    """``train/grad_sr/<term>`` = ||d(weight * term) / d sr||, computed here term by term on a leaf."""
+    from ranksrgan.checkpoints import load_ranker
+
+    module = make_module(ranker_files, perceptual={"weight": 0.0}, rank={"reduction": "mean"})
+    module.pixel_cfg["weight"] = 2.0
+    torch.manual_seed(1)
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+    _, terms, sr = module.generator_losses(lr, hr)
+    norms = module.sr_gradient_norms(terms, sr)
+    assert set(norms) == {"pixel", "gan", "rank/a", "rank/b", "total"}
+
+    leaf = sr.detach().clone().requires_grad_(True)
+    # L1: every pixel gets weight * sign / N, so the norm is weight / sqrt(N) (no ties here).
+    assert norms["pixel"].item() == pytest.approx(2.0 / leaf.numel() ** 0.5, rel=1e-5)
+    expected = {}
+    gan = 0.005 * torch.nn.functional.softplus(-module.discriminator(leaf)).mean()
+    expected["gan"] = torch.autograd.grad(gan, leaf)[0]
+    for name, path in zip("ab", ranker_files):
+        rank = 0.03 * torch.sigmoid(load_ranker(path)(leaf)).mean()
+        expected[f"rank/{name}"] = torch.autograd.grad(rank, leaf)[0]
+    pixel = 2.0 * (leaf - hr).abs().mean()
+    expected["total"] = torch.autograd.grad(pixel, leaf)[0] + expected["gan"] + expected["rank/a"] + expected["rank/b"]
+    for name, grad in expected.items():
+        assert norms[name].item() == pytest.approx(grad.norm().item(), rel=1e-4), name
+    # The graph survives for the generator's own backward pass.
+    terms["total"].backward()
+    assert module.generator.conv_first.weight.grad is not None
+
+
+def test_grad_norm_interval_zero_is_off_and_negative_refused(ranker_files):
+    assert make_module(ranker_files).hparams.grad_norm_interval == 0
+    with pytest.raises(ValueError, match="grad_norm_interval"):
+        make_module(ranker_files, grad_norm_interval=-1)
+
+
+def test_validation_logs_ranker_scores_chroma_and_gradient_curves(tmp_path, ranker_files, tiny_data):
+    import csv
+
+    from pytorch_lightning.loggers import CSVLogger
+
+    from ranksrgan.checkpoints import load_ranker
+    from ranksrgan.lit.sr_module import chroma_std
+
+    module = make_module(ranker_files, perceptual={"weight": 0.0}, grad_norm_interval=2)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=4 * module.optimizer_steps_per_iteration,
+        val_check_interval=4,
+        check_val_every_n_epoch=None,
+        default_root_dir=str(tmp_path),
+        logger=CSVLogger(str(tmp_path), name="log"),
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    datamodule = _datamodule(tiny_data)
+    trainer.fit(module, datamodule=datamodule)
+    rows = list(csv.DictReader(open(tmp_path / "log" / "version_0" / "metrics.csv")))
+
+    # Gradient curves computed at iterations 1 and 3 (every 2nd, 0-based). Lightning writes the
+    # last value of a step metric again at later steps until it is logged anew: step 2 repeats 1.
+    curve = {int(r["step"]): r["train/grad_sr/rank/a"] for r in rows if r.get("train/grad_sr/rank/a")}
+    assert sorted(curve) == [1, 2, 3]
+    assert curve[1] == curve[2] != curve[3]
+    assert {"train/grad_sr/gan", "train/grad_sr/rank/a", "train/grad_sr/rank/b", "train/grad_sr/total"} <= set(rows[0])
+
+    # Validation values recomputed here from the trained generator on the validation image.
+    (val,) = [r for r in rows if r.get("val/psnr")]
+    pair = datamodule.val_set[0]
+    with torch.no_grad():
+        sr = module.generator(pair["lr"][None]).clamp(0, 1)
+        for name, path in zip("ab", ranker_files):
+            assert float(val[f"val/ranker/{name}"]) == pytest.approx(load_ranker(path)(sr).item(), rel=1e-5, abs=1e-6)
+    ratio = (chroma_std(sr) / chroma_std(pair["hr"][None])).item()
+    assert float(val["val/chroma"]) == pytest.approx(ratio, rel=1e-5)
+
+
+def test_chroma_std_is_zero_for_grey_and_scales_with_colour():
+    from ranksrgan.lit.sr_module import chroma_std
+
+    torch.manual_seed(0)
+    grey = torch.rand(2, 1, 16, 16).expand(2, 3, 16, 16)
+    assert torch.allclose(chroma_std(grey), torch.zeros(2, dtype=torch.float64), atol=1e-12)
+    colour = torch.rand(1, 3, 16, 16)
+    mid = colour.mean(dim=1, keepdim=True)
+    # Halving every pixel's distance from its grey value halves Cb and Cr (linear in RGB; the
+    # grey part has Cb = Cr = 0).
+    half = mid + 0.5 * (colour - mid)
+    assert chroma_std(half).item() == pytest.approx(0.5 * chroma_std(colour).item(), rel=1e-9)
+    # Cb of pure blue (0, 0, 1) is 0.5: a half-blue / half-black image has Cb std 0.25 (n-1: 0.2673).
+    img = torch.zeros(1, 3, 2, 2)
+    img[0, 2, 0] = 1.0
+    cb_std, cr_std = torch.tensor([0.5, 0.5, 0.0, 0.0]).std(), torch.tensor([-0.081312, -0.081312, 0.0, 0.0]).std()
+    assert chroma_std(img).item() == pytest.approx(0.5 * (cb_std + cr_std).item(), rel=1e-6)

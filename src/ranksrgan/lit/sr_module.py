@@ -7,6 +7,21 @@ schedule (halve at the milestones) is stepped once per iteration, and the pipeli
 ``max_steps`` to ``iterations * optimizer_steps_per_iteration`` because Lightning counts every
 optimiser step. Validation computes PSNR/SSIM on Y with the border cropped by the scale and
 NIQE in the PIRM convention (Y, crop = scale): the curves of the paper's Figs. 5, 12, 15 and 22.
+
+Diagnostics for tuning the loss weights (logged like every other curve, so they reach W&B / CSV):
+
+* ``train/grad_sr/<term>``: every ``grad_norm_interval`` iterations, the L2 norm (over the whole
+  batch) of the gradient of each WEIGHTED generator loss term with respect to the SR image, and of
+  the weighted total (``train/grad_sr/total``). It says how hard each term pulls the image. Adam
+  normalises each update by the gradient's running magnitude, so the direction of the update is set
+  by the term with the largest pull whatever its weight; a rank or GAN pull far above the content
+  pull (pixel / perceptual) means the generator follows the Ranker / discriminator alone. Each
+  term costs one extra backward pass through its loss network (not through the generator).
+* ``val/ranker/<name>``: each Ranker's mean score on the (clamped) validation outputs; higher =
+  worse, so it should fall while the rank loss works and must not fall while NIQE rises.
+* ``val/chroma``: the colour of the outputs against HR: per image, the standard deviation over
+  pixels of the SR image's Cb and Cr channels divided by HR's, averaged. 1 = as colourful as HR,
+  0 = grey. Y metrics (PSNR, SSIM, NIQE) cannot see colour.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ from ranksrgan.losses import (
     generator_adversarial_loss,
     pixel_loss,
 )
+from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.fidelity import PSNRY, SSIMY
 from ranksrgan.metrics.niqe import NIQE
 from ranksrgan.nets import VGGFeatureExtractor, build_net, net_spec
@@ -53,6 +69,29 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def chroma_std(x: torch.Tensor) -> torch.Tensor:
+    """Per image: the mean of the standard deviations over pixels of Cb and Cr (BT.601 on [0, 1]
+    RGB ``B×3×H×W``) -> ``(B,)``; 0 for a grey image."""
+    r, g, b = x.double().unbind(dim=1)
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    return 0.5 * (cb.flatten(1).std(dim=1) + cr.flatten(1).std(dim=1))
+
+
+class ChromaRatio(PerImageMean):
+    """Mean over images of ``chroma_std(sr) / chroma_std(hr)``: 1 = HR's colourfulness, 0 = grey."""
+
+    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
+        self._accumulate(chroma_std(sr) / chroma_std(hr).clamp_min(1e-8))
+
+
+class MeanScore(PerImageMean):
+    """Mean of per-image scores (e.g. a Ranker's) over all images and processes."""
+
+    def update(self, scores: torch.Tensor) -> None:
+        self._accumulate(scores)
+
+
 class SRModule(pl.LightningModule):
     """Super-resolution GAN with pixel, perceptual, adversarial and rank-content losses.
 
@@ -73,6 +112,10 @@ class SRModule(pl.LightningModule):
         channels_last: use the channels-last memory format for all networks and their inputs.
         nan_check_interval: iterations between host-side checks of the NaN/Inf flags (each check
             synchronises the GPU); the error names the exact first bad iteration and loss.
+        grad_norm_interval: log ``train/grad_sr/<term>`` (module docstring) every this many
+            iterations (at iterations ``k * interval - 1``, 0-based, which a trainer's
+            ``log_every_n_steps`` equal to or dividing the interval writes out at once); 0 turns it
+            off (it costs one extra backward pass per loss term).
     """
 
     def __init__(
@@ -92,6 +135,7 @@ class SRModule(pl.LightningModule):
         num_logged_images: int = 3,
         channels_last: bool = False,
         nan_check_interval: int = 10,
+        grad_norm_interval: int = 0,
     ) -> None:
         super().__init__()
         args = {k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
@@ -133,9 +177,18 @@ class SRModule(pl.LightningModule):
                 self.rank_cfg["function"],
                 self.rank_cfg["reduction"],
             )
+        if grad_norm_interval < 0:
+            raise ValueError(f"grad_norm_interval must be >= 0 (0 = off), got {grad_norm_interval}")
         self.val_metrics = nn.ModuleDict(
-            {"psnr": PSNRY(crop_border=scale), "ssim": SSIMY(crop_border=scale), "niqe": NIQE(color="y", crop_border=scale)}
+            {
+                "psnr": PSNRY(crop_border=scale),
+                "ssim": SSIMY(crop_border=scale),
+                "niqe": NIQE(color="y", crop_border=scale),
+                "chroma": ChromaRatio(),
+            }
         )
+        # one mean score per Ranker (index-keyed: Ranker names may hold characters a module name cannot)
+        self.val_ranker_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])
         self._first_bad: torch.Tensor | None = None
         self._bad_names: list[str] = []
         self._ddp_generator: nn.Module | None = None
@@ -205,8 +258,24 @@ class SRModule(pl.LightningModule):
         ]
         return optimizers, schedulers
 
+    def ranker_names(self) -> list[str]:
+        """The label of each Ranker in logs: its ``name`` (``ranker`` when unnamed; numbered when repeated)."""
+        names = [str(spec.get("name") or "ranker") for spec in self.ranker_specs]
+        return [f"{n}{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+    def term_weights(self) -> dict[str, float]:
+        """The weight of each generator loss term, keyed like the terms of :meth:`generator_losses`."""
+        weights = {"pixel": self.pixel_cfg["weight"], "perceptual": self.perceptual_cfg["weight"], "gan": self.gan_cfg["weight"]}
+        if self.rank_loss is not None:
+            weights.update({f"rank/{n}": w for n, w in zip(self.ranker_names(), self.rank_loss.weights)})
+        return weights
+
     def generator_losses(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Generator loss for one batch: ``(weighted total, {name: unweighted term}, sr)``."""
+        """Generator loss for one batch: ``(weighted total, {name: unweighted term}, sr)``.
+
+        Term names: ``pixel``, ``perceptual``, ``gan``, ``rank/<Ranker name>`` (present when their
+        weight is non-zero) and ``total`` (weighted sum); :meth:`term_weights` gives the weights.
+        """
         sr = self._g()(lr)
         terms: dict[str, torch.Tensor] = {}
         total = sr.new_zeros(())
@@ -226,12 +295,24 @@ class SRModule(pl.LightningModule):
             self.discriminator.requires_grad_(True)
         if self.rank_loss is not None:
             rank_total, rank_terms = self.rank_loss(sr)
-            for spec, term in zip(self.ranker_specs, rank_terms):
+            for name, term in zip(self.ranker_names(), rank_terms):
                 if term is not None:
-                    terms[f"rank/{spec.get('name', 'ranker')}"] = term
+                    terms[f"rank/{name}"] = term
             total = total + rank_total
         terms["total"] = total
         return total, terms, sr
+
+    def sr_gradient_norms(self, terms: dict[str, torch.Tensor], sr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{term: ||d(weight * term) / d sr||_2}`` for the terms of :meth:`generator_losses` (and the
+        total), keeping the graph for the generator's own backward pass."""
+        weights = {**self.term_weights(), "total": 1.0}
+        norms = {}
+        for name, term in terms.items():
+            if name not in weights or not term.requires_grad:
+                continue
+            (grad,) = torch.autograd.grad(weights[name] * term, sr, retain_graph=True, allow_unused=True)
+            norms[name] = sr.new_zeros(()) if grad is None else grad.detach().float().norm()
+        return norms
 
     def _track_finite(self, terms: dict[str, torch.Tensor]) -> None:
         """Record, on the device, the first iteration at which each loss term was NaN/Inf.
@@ -271,6 +352,9 @@ class SRModule(pl.LightningModule):
         schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
 
         loss_g, terms, sr = self.generator_losses(lr, hr)
+        interval = self.hparams.grad_norm_interval
+        if interval and (self.iteration + 1) % interval == 0:
+            self.log_dict({f"train/grad_sr/{k}": v for k, v in self.sr_gradient_norms(terms, sr).items()})
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
@@ -303,6 +387,10 @@ class SRModule(pl.LightningModule):
         for name in ("psnr", "ssim"):
             self.val_metrics[name].update(sr, hr)
         self.val_metrics["niqe"].update(sr)
+        self.val_metrics["chroma"].update(sr, hr)
+        if self.rank_loss is not None:
+            for ranker, mean in zip(self.rank_loss.rankers, self.val_ranker_scores):
+                mean.update(ranker(sr))
         if batch_idx < self.hparams.num_logged_images:
             self._log_sample(lr[0], sr[0], hr[0], batch.get("name", [f"img{batch_idx}"])[0])
 
@@ -310,6 +398,9 @@ class SRModule(pl.LightningModule):
         for name, metric in self.val_metrics.items():
             self.log(f"val/{name}", metric.compute(), prog_bar=name in ("psnr", "niqe"), sync_dist=False)
             metric.reset()
+        for name, mean in zip(self.ranker_names(), self.val_ranker_scores):
+            self.log(f"val/ranker/{name}", mean.compute(), sync_dist=False)
+            mean.reset()
 
     def _log_sample(self, lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, name: str) -> None:
         bicubic = imresize(lr.double(), size=tuple(hr.shape[-2:])).clamp(0, 1).to(sr.dtype)

@@ -13,6 +13,16 @@ Architecture facts (from the authors' public RankSRGAN code: ``codes/scripts/tra
 * ``HRconv`` (3x3) + ReLU, then ``conv_last`` (3x3, nf -> out). Every activation is ReLU
   (not LeakyReLU), and there is no bilinear/bicubic image-level skip connection.
 
+One optional departure, OFF by default so that the authors' released weights load and behave as
+trained: ``image_skip="bicubic"`` (or ``"bilinear"``) adds the interpolated LR image to the output,
+so the network only learns the residual (the high frequencies). It adds no weights. Without it the
+network starts from a near-zero output (every conv is initialised at 0.1x Kaiming) and must learn
+the whole colour mapping: a small network trained briefly learns luminance first and colour late,
+and its colours swing for thousands of iterations. With the skip, colour and low frequencies are
+right from the first iteration. Use it for short or small-scale training (the CPU demo). With
+the skip, the convs outside the residual blocks (except ``conv_last``) start at plain Kaiming
+scale instead of 0.1x (see ``__init__``).
+
 The older release stores the same network as one flattened ``nn.Sequential`` (``model.N``
 keys); :mod:`ranksrgan.checkpoints` maps those onto the names used here.
 """
@@ -23,7 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResidualBlockNoBN", "SRResNet"]
+__all__ = ["IMAGE_SKIPS", "ResidualBlockNoBN", "SRResNet"]
+
+#: values of ``SRResNet(image_skip=...)``: none (the authors' network) or the interpolation used
+IMAGE_SKIPS = (None, "bicubic", "bilinear")
 
 
 def _init_conv(conv: nn.Conv2d, scale: float) -> None:
@@ -66,6 +79,8 @@ class SRResNet(nn.Module):
         num_features: Feature channels nf in the trunk.
         num_blocks: Number of residual blocks (>= 1).
         scale: Upscaling factor, one of 2, 3, 4.
+        image_skip: ``None`` (the authors' network), ``"bicubic"`` or ``"bilinear"``: add the LR
+            image upsampled with that interpolation to the output (see the module docstring).
 
     Shape:
         input ``(B, in_channels, h, w)``, values nominally in [0, 1];
@@ -79,10 +94,15 @@ class SRResNet(nn.Module):
         num_features: int = 64,
         num_blocks: int = 16,
         scale: int = 4,
+        image_skip: str | None = None,
     ) -> None:
         super().__init__()
         if scale not in (2, 3, 4):
             raise ValueError(f"SRResNet: scale must be 2, 3 or 4, got {scale!r}")
+        if image_skip not in IMAGE_SKIPS:
+            raise ValueError(f"SRResNet: image_skip must be one of {IMAGE_SKIPS}, got {image_skip!r}")
+        if image_skip is not None and in_channels != out_channels:
+            raise ValueError(f"SRResNet: image_skip needs in_channels == out_channels, got {in_channels}, {out_channels}")
         if num_blocks < 1 or num_features < 1 or in_channels < 1 or out_channels < 1:
             raise ValueError(
                 "SRResNet: in_channels, out_channels, num_features and num_blocks must be >= 1, got "
@@ -95,7 +115,10 @@ class SRResNet(nn.Module):
             "num_blocks": num_blocks,
             "scale": scale,
         }
+        if image_skip is not None:  # only when set: the authors' network keeps its plain spec
+            self.config["image_skip"] = image_skip
         self.scale = scale
+        self.image_skip = image_skip
         self.in_channels = in_channels
         nf = num_features
         self.conv_first = nn.Conv2d(in_channels, nf, 3, 1, 1)
@@ -111,6 +134,15 @@ class SRResNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 _init_conv(module, 0.1)
+        if image_skip is not None:
+            # The residual branch must start small (conv_last keeps 0.1x) but its hidden ReLUs must
+            # stay alive. At 0.1x everywhere the features before HRconv's ReLU are ~1e-4, below
+            # Adam's first bias steps (lr ~1e-4): every HRconv unit died within a few iterations
+            # and the output stayed bicubic + a constant. Plain Kaiming outside the residual
+            # blocks keeps those activations at the input's scale.
+            for conv in (self.conv_first, self.LRconv, self.upconv1, getattr(self, "upconv2", None), self.HRconv):
+                if conv is not None:
+                    _init_conv(conv, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x`` ``(B, C_in, h, w)`` to ``(B, C_out, s*h, s*w)`` (not clamped)."""
@@ -121,4 +153,7 @@ class SRResNet(nn.Module):
         out = F.relu(self.pixel_shuffle(self.upconv1(out)))
         if self.scale == 4:
             out = F.relu(self.pixel_shuffle(self.upconv2(out)))
-        return self.conv_last(F.relu(self.HRconv(out)))
+        out = self.conv_last(F.relu(self.HRconv(out)))
+        if self.image_skip is not None:
+            out = out + F.interpolate(x, scale_factor=self.scale, mode=self.image_skip, align_corners=False)
+        return out
