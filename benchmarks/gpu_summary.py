@@ -46,7 +46,9 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
         return steps.get(name, ("not run", "-"))
 
     name = "01_pytest_gpu"
-    summary = next((line for line in reversed(_read(logs, name).splitlines()) if re.search(r"passed|failed|skipped|error", line)), "")
+    summary = next(
+        (line for line in reversed(_read(logs, name).splitlines()) if re.search(r"passed|failed|skipped|error", line)), ""
+    )
     table.append([name, "pytest -m gpu", summary.strip("= ") or "-", "-", *status(name)])
 
     gan: dict[tuple[str, str, str], float] = {}
@@ -67,7 +69,15 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
         ref = json.loads(ref_json.read_text())
     for key, value in ref.items():
         if isinstance(value, dict) and "steps_per_s" in value:
-            table.append([name, f"reference step, {key}", f"{value['steps_per_s']:.2f} it/s", f"{value['peak_GiB'] * 1024:.0f} MiB", *status(name)])
+            table.append(
+                [
+                    name,
+                    f"reference step, {key}",
+                    f"{value['steps_per_s']:.2f} it/s",
+                    f"{value['peak_GiB'] * 1024:.0f} MiB",
+                    *status(name),
+                ]
+            )
     if not ref:
         table.append([name, "reference step", "no result", "-", *status(name)])
 
@@ -91,13 +101,17 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
     text = _read(logs, name)
     done = re.findall(r"\[(stage \d+/\d+ [^\]]+)\] done: (\d+/\d+ \w+) in ([\d:]+)", text)
     peak = re.findall(r"peak CUDA memory: (\d+) MiB allocated", text) or re.findall(r"peak process RSS: (\d+) MiB", text)
-    result = f"{len(done)} stages; " + ", ".join(f"{s.split()[-1]} {n} in {t}" for s, n, t in done) if done else "no stage finished"
+    result = (
+        f"{len(done)} stages; " + ", ".join(f"{s.split()[-1]} {n} in {t}" for s, n, t in done) if done else "no stage finished"
+    )
     table.append([name, "pipeline (smoke graph)", result, f"{peak[-1]} MiB" if peak else "-", *status(name)])
 
     ours = gan.get(("03_gan_bf16_cl", "rank2", "data")) or gan.get(("03_gan_bf16_cl", "rank1", "data"))
     base = ref.get("fp32_default_tf32", {}).get("steps_per_s")
     if ours and base:
-        notes.append(f"ours (bf16 + channels_last, Rankers, real loader) / reference eager TF32: {ours / base:.2f}x ({ours:.1f} vs {base:.1f} it/s)")
+        notes.append(
+            f"ours (bf16 + channels_last, Rankers, real loader) / reference eager TF32: {ours / base:.2f}x ({ours:.1f} vs {base:.1f} it/s)"
+        )
     for name in GAN_SETTINGS:
         for feed in ("synthetic", "data"):
             srgan, rank2 = gan.get((name, "srgan", feed)), gan.get((name, "rank2", feed))

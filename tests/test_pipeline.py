@@ -318,6 +318,9 @@ def test_optuna_sweep_in_memory_trains_each_ranker_once(tiny_run):
     assert len(results) == 1
     best = yaml.safe_load(results[0].read_text())
     assert best["name"] == "optuna" and "best_value" in best and set(best["best_params"]) >= {"gan.rankers.0.weight"}
+    # one table across the jobs, best first
+    assert "Sweep summary (2 jobs, best first by best/val/niqe ↓)" in proc.stdout
+    assert len(list(Path(cfg.paths.root, "multiruns").rglob("sweep_summary.md"))) == 1
 
 
 @pytest.mark.parametrize(
@@ -337,3 +340,25 @@ def test_only_the_primary_process_takes_stage_locks(monkeypatch, env, primary):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert pipeline.is_primary_process() is primary
+
+
+def test_sweep_summary_orders_jobs_by_the_monitored_metric(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from ranksrgan.cli.sweep import SweepSummary, format_sweep, write_job_result
+
+    for job, (weight, niqe) in enumerate(((0.01, 6.5), (0.03, 6.1), (0.1, float("nan")))):
+        write_job_result(
+            tmp_path / str(job), [f"gan.rankers.0.weight={weight}"], "best/val/niqe", "min", niqe, {"val/psnr": 25.0 + job}
+        )
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [r.split("|")[2].strip() for r in rows] == [
+        "gan.rankers.0.weight=0.03",
+        "gan.rankers.0.weight=0.01",
+        "gan.rankers.0.weight=0.1",
+    ]
+    assert rows[0].split("|")[3].strip() == "6.1" and rows[0].split("|")[4].strip() == "26"
+    assert (tmp_path / "sweep_summary.md").read_text().strip() == out.strip()
+    assert format_sweep([]) == "sweep summary: no job wrote a result"

@@ -54,6 +54,17 @@ def train(cfg: DictConfig) -> float | None:
     final = result["final"]
     section = final.cfg.ranker if final.kind == "ranker" else final.cfg.gan
     value = result["metrics"].get(f"best/{section.monitor}", result["metrics"].get(section.monitor))
+    if HydraConfig.initialized() and pipeline.is_primary_process():
+        from ranksrgan.cli.sweep import write_job_result
+
+        write_job_result(
+            HydraConfig.get().runtime.output_dir,
+            overrides,
+            f"best/{section.monitor}",
+            section.get("monitor_mode", "max"),
+            value,
+            result["metrics"],
+        )
     if value is None:
         return None
     if math.isnan(value):
