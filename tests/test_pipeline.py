@@ -362,3 +362,29 @@ def test_sweep_summary_orders_jobs_by_the_monitored_metric(tmp_path, capsys):
     assert rows[0].split("|")[3].strip() == "6.1" and rows[0].split("|")[4].strip() == "26"
     assert (tmp_path / "sweep_summary.md").read_text().strip() == out.strip()
     assert format_sweep([]) == "sweep summary: no job wrote a result"
+
+
+def test_trainer_config_passes_through_and_what_changes_results_is_in_the_key(tmp_path):
+    base = {s.name: s for s in plan(["gan=rankrb"])}
+    clipped = {s.name: s for s in plan(["gan=rankrb", "+trainer.gradient_clip_val=1.0"])}
+    logged = {s.name: s for s in plan(["gan=rankrb", "trainer.log_every_n_steps=7", "trainer.accelerator=cpu"])}
+    assert all(clipped[n].key != base[n].key and logged[n].key == base[n].key for n in base)
+    with pytest.raises(pipeline.PlanError, match="trainer.max_steps is set per stage by the pipeline"):
+        plan(["gan=rankrb", "+trainer.max_steps=3"])
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        overrides = [
+            "experiment=smoke",
+            "gan=rankrb",
+            "+trainer.gradient_clip_val=0.5",
+            "+trainer.callbacks.swa={_target_: pytorch_lightning.callbacks.StochasticWeightAveraging, swa_lrs: 0.01}",
+            f"paths.root={tmp_path}",
+        ]
+        cfg = compose(config_name="config", overrides=overrides)
+        stage = pipeline.Planner(cfg, overrides).plan()[0]
+        trainer = pipeline.make_trainer(cfg, stage, tmp_path / "w", 3, 3, "val/srocc", "max")
+    from pytorch_lightning.callbacks import StochasticWeightAveraging
+    from pytorch_lightning.loggers import CSVLogger
+
+    assert trainer.gradient_clip_val == 0.5 and trainer.max_steps == 3
+    assert any(isinstance(c, StochasticWeightAveraging) for c in trainer.callbacks)
+    assert isinstance(trainer.logger, CSVLogger) and trainer.logger.name == f"blur-{stage.key}"

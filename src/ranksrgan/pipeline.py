@@ -224,7 +224,11 @@ class Planner:
         Raises :class:`PlanError` listing every problem found in every stage (missing files and
         folders, negative loss weights, non-positive steps) before anything trains.
         """
-        self.problems = []
+        self.problems = [
+            f"trainer.{k} is set per stage by the pipeline; set it in the stage's section or stages.<name>"
+            for k in STAGE_TRAINER_KEYS
+            if k in self.cfg.trainer
+        ]
         stages = self._plan()
         for stage in stages:
             self.problems += check_values(stage)
@@ -321,16 +325,30 @@ def is_recipe(source: str) -> bool:
     return source not in SOURCE_WORDS and not Path(source).exists() and not is_checkpoint_path(source)
 
 
+#: ``trainer`` keys that do not decide a stage's result (the device count enters as the world size).
+TRAINER_KEYS_WITHOUT_EFFECT = (
+    "accelerator",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "log_every_n_steps",
+    "benchmark",
+    "deterministic",
+)
+
+
 def _stage_config(cfg: DictConfig, section: str) -> DictConfig:
     """The part of ``cfg`` that decides a stage's result.
 
-    A Ranker: its section (data folders are already interpolated into it), seed and precision.
-    A generator: its recipe, the data config, seed and precision.
+    A Ranker: its section (data folders are already interpolated into it), seed and the trainer
+    settings that change results (precision, extra callbacks, any added Trainer argument such as
+    gradient_clip_val). A generator: the same with its recipe, plus the data config.
     """
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     node: dict[str, Any] = {
         section: OmegaConf.to_container(cfg[section], resolve=True),
         "seed": cfg.seed,
-        "precision": cfg.trainer.precision,
+        "trainer": {k: v for k, v in trainer.items() if k not in TRAINER_KEYS_WITHOUT_EFFECT},
     }
     if section == "gan":
         node["data"] = OmegaConf.to_container(cfg.data, resolve=True)
@@ -576,27 +594,31 @@ def is_primary_process() -> bool:
     return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
 
 
+#: Trainer arguments the pipeline sets for each stage; the ``trainer`` config cannot set them.
+STAGE_TRAINER_KEYS = (
+    "max_steps",
+    "val_check_interval",
+    "check_val_every_n_epoch",
+    "logger",
+    "default_root_dir",
+    "enable_progress_bar",
+    "enable_model_summary",
+    "num_sanity_val_steps",
+)
+
+
 def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
-    kind = cfg.logger.kind
-    if kind == "wandb":
-        from pytorch_lightning.loggers import WandbLogger
+    """The run's logger (``cfg.logger``: a partial Lightning logger) for one stage, or None."""
+    from hydra.utils import instantiate
 
+    if cfg.get("logger") is None:
+        return None
+    if str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
         os.environ.setdefault("WANDB_SILENT", "true")
-        logger = WandbLogger(
-            project=cfg.logger.project,
-            name=f"{stage.name}-{stage.key}",
-            save_dir=str(work_dir),
-            offline=cfg.logger.offline,
-            group=stage.kind,
-        )
-        # Lightning passes anonymous=None, which wandb now warns about at every stage.
-        getattr(logger, "_wandb_init", {}).pop("anonymous", None)
-        return logger
-    if kind == "csv":
-        from pytorch_lightning.loggers import CSVLogger
-
-        return CSVLogger(save_dir=str(work_dir), name="csv")
-    raise ValueError(f"logger.kind must be 'wandb' or 'csv', got {kind!r}")
+    logger = instantiate(cfg.logger)(save_dir=str(work_dir), name=f"{stage.name}-{stage.key}")
+    # Lightning passes anonymous=None, which wandb now warns about at every stage.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 def make_trainer(
@@ -609,21 +631,23 @@ def make_trainer(
     mode: str,
     position: tuple[int, int] = (1, 1),
 ) -> pl.Trainer:
-    """A Trainer for one stage: step-based validation, the best checkpoint by ``monitor``, ``last.ckpt``
-    after every validation and at the end (:class:`~ranksrgan.lit.last_checkpoint.LastCheckpoint`),
-    the run's logger."""
+    """A Trainer for one stage: the ``trainer`` config's arguments and callbacks, plus step-based
+    validation, the best checkpoint by ``monitor``, ``last.ckpt`` after every validation and at
+    the end (:class:`~ranksrgan.lit.last_checkpoint.LastCheckpoint`), the validation history,
+    stage progress and the run's logger."""
+    from hydra.utils import instantiate
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
     from ranksrgan.lit.history import ValidationHistory
     from ranksrgan.lit.last_checkpoint import LastCheckpoint
     from ranksrgan.lit.progress import StageProgress
 
-    t = cfg.trainer
-    strategy: Any = t.strategy
-    if strategy == "ddp" and stage.kind == "generator":
+    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
+    extra = kwargs.pop("callbacks", None) or {}
+    if kwargs.get("strategy") == "ddp" and stage.kind == "generator":
         from ranksrgan.lit.ddp import GANDDPStrategy
 
-        strategy = GANDDPStrategy()
+        kwargs["strategy"] = GANDDPStrategy()
     checkpoint = ModelCheckpoint(
         dirpath=str(work_dir / "checkpoints"),
         filename="best",
@@ -639,23 +663,17 @@ def make_trainer(
         steps_per_unit=max(1, max_steps // max(1, stage.steps)),
     )
     callbacks = [checkpoint, LastCheckpoint(work_dir / "checkpoints"), ValidationHistory(work_dir / HISTORY_FILE), progress]
+    callbacks += [instantiate(c) for c in extra.values()]
     logger = make_logger(cfg, stage, work_dir)
     if logger is not None:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=strategy,
-        precision=t.precision,
+        **kwargs,
         max_steps=max_steps,
         val_check_interval=val_check_interval,
         check_val_every_n_epoch=None,
-        log_every_n_steps=t.log_every_n_steps,
-        deterministic=t.deterministic,
-        benchmark=t.benchmark,
         default_root_dir=str(work_dir),
-        logger=logger,
+        logger=logger if logger is not None else False,
         callbacks=callbacks,
         enable_progress_bar=False,  # StageProgress counts the stage's own units
         enable_model_summary=bool(cfg.get("verbose", False)),
