@@ -11,6 +11,13 @@ sensitive than wall time to other processes on a shared machine), and the peak e
 
 Usage: ``python benchmarks/bench_niqe.py [--threads N] [--device cpu|cuda|all] [--quick]``.
 The whole script takes well under two minutes on a 2-core CPU.
+
+``--contended``: CPU NIQE at 512² beside one CPU-burning neighbour process (a Python busy loop,
+started here and stopped at the end), as when images are scored next to a training run. It
+prints the median time per call with nothing else running, then with the neighbour: with
+OpenMP's default wait policy (``OMP_WAIT_POLICY`` unset: idle threads spin), with
+``OMP_WAIT_POLICY=PASSIVE`` (what ``train.py`` and the ``ranksrgan-*`` commands set unless the
+user did) and with one thread, each against the idle figure.
 """
 
 from __future__ import annotations
@@ -78,11 +85,55 @@ def _worker(h: int, w: int, batch: int, reps: int, device: str, threads: int) ->
     }
 
 
+def _run_worker(h: int, w: int, batch: int, reps: int, device: str, threads: int, wait_policy: str | None = "keep") -> dict:
+    """One configuration in a fresh process; ``wait_policy``: a value for ``OMP_WAIT_POLICY``,
+    None to unset it (OpenMP's default), ``"keep"`` to pass this process's environment on."""
+    env = dict(os.environ)
+    if wait_policy is None:
+        env.pop("OMP_WAIT_POLICY", None)
+    elif wait_policy != "keep":
+        env["OMP_WAIT_POLICY"] = wait_policy
+    cmd = [sys.executable, __file__, "--threads", str(threads), "--worker", str(h), str(w), str(batch), str(reps), device]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def contended(threads: int, reps: int = 20) -> None:
+    """NIQE at 512² idle, then beside one busy process (default / PASSIVE wait policy, 1 thread)."""
+    h = w = 512
+    print(f"CPU NIQE at {h}x{w}, batch 1, median of {reps} calls; {threads} threads unless stated; {os.cpu_count()} cores")
+    idle = _run_worker(h, w, 1, reps, "cpu", threads, None)["ms_per_image"]
+    idle_passive = _run_worker(h, w, 1, reps, "cpu", threads, "PASSIVE")["ms_per_image"]
+    idle_one = _run_worker(h, w, 1, reps, "cpu", 1, None)["ms_per_image"]
+    print(f"{'idle, OMP_WAIT_POLICY unset':44s} {idle:9.1f} ms")
+    print(f"{'idle, OMP_WAIT_POLICY=PASSIVE':44s} {idle_passive:9.1f} ms")
+    print(f"{'idle, 1 thread':44s} {idle_one:9.1f} ms")
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let the neighbour reach full speed
+        rows = [
+            ("busy neighbour, OMP_WAIT_POLICY unset", _run_worker(h, w, 1, reps, "cpu", threads, None)),
+            ("busy neighbour, OMP_WAIT_POLICY=PASSIVE", _run_worker(h, w, 1, reps, "cpu", threads, "PASSIVE")),
+            ("busy neighbour, 1 thread", _run_worker(h, w, 1, reps, "cpu", 1, None)),
+        ]
+    finally:
+        burner.terminate()
+        burner.wait()
+    for label, r in rows:
+        t = r["ms_per_image"]
+        print(f"{label:44s} {t:9.1f} ms  ({t / idle:5.1f}x idle, {t / idle_one:5.1f}x idle 1-thread)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--quick", action="store_true", help="batch 1 only, fewer repetitions")
+    parser.add_argument(
+        "--contended",
+        action="store_true",
+        help="CPU NIQE at 512x512 beside one busy process, with and without OMP_WAIT_POLICY=PASSIVE",
+    )
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -92,6 +143,9 @@ def main() -> None:
     if args.worker:
         h, w, batch, reps = (int(v) for v in args.worker[:4])
         print(json.dumps(_worker(h, w, batch, reps, args.worker[4], threads)))
+        return
+    if args.contended:
+        contended(threads)
         return
 
     devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else ["cpu", "cuda"]
@@ -116,9 +170,7 @@ def main() -> None:
                 reps = max(2, reps // 3)
             if device == "cuda":
                 reps = max(reps, 10)
-            cmd = [sys.executable, __file__, "--threads", str(threads), "--worker", str(h), str(w), str(batch), str(reps), device]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            r = json.loads(out.strip().splitlines()[-1])
+            r = _run_worker(h, w, batch, reps, device, threads)
             print(
                 f"{device:6s} {f'{h}×{w}':>10s} {batch:5d} {r['ms_per_image']:18.2f} {r['ms_min']:15.2f} "
                 f"{r['cpu_ms_per_image']:18.2f} {r['peak_mib']:15.1f}",

@@ -145,8 +145,10 @@ def _error_line(capsys) -> str:
 
 def test_error_paths(folders, tmp_path, capsys, monkeypatch):
     sr, hr = folders
-    assert score_cli.main([str(sr), "--metric", "lpips"]) == 2
-    assert "unknown metric 'lpips'" in _error_line(capsys)
+    assert score_cli.main([str(sr), "--metric", "brisque"]) == 2
+    assert "unknown metric 'brisque'" in _error_line(capsys)
+    assert score_cli.main([str(sr), "--metric", "lpips"]) == 2  # a full-reference metric
+    assert "--ref" in _error_line(capsys)
     assert score_cli.main([str(sr), "--metric", "psnr"]) == 2
     assert "--ref" in _error_line(capsys)
     monkeypatch.setenv("RANKSRGAN_MA_MODEL", str(tmp_path / "absent.mat"))

@@ -80,3 +80,31 @@ def test_experiments_set_top_level_keys():
     assert fig22.stages.srresnet.max_steps > fig22.stages.generators.max_steps
     assert "DIV2K_valid_HR" in fig22.data.val_hr[0]
     assert compose_with(["experiment=demo"]).stages.srresnet.max_steps == 1500
+
+
+def _python(code: str, **env: str) -> str:
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    environ.update(env)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=environ)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip()
+
+
+def test_commands_set_omp_wait_policy_before_torch_is_imported():
+    # `import ranksrgan` is lazy: console scripts import it (and ranksrgan.cli) before torch
+    code = (
+        "import sys, os, ranksrgan, ranksrgan.cli; "
+        "print('torch' in sys.modules, os.environ['OMP_WAIT_POLICY'], sorted(ranksrgan.__all__) == ranksrgan.__all__); "
+        "from ranksrgan import load_ranker, read_image; print(callable(load_ranker), ranksrgan.__version__)"
+    )
+    assert _python(code).splitlines() == ["False PASSIVE True", "True 0.1.0"]
+    assert _python("import os, ranksrgan.cli; print(os.environ['OMP_WAIT_POLICY'])", OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
+    # train.py sets it before importing anything that imports torch
+    source = (CONF.parent / "train.py").read_text()
+    assert source.index('os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")') < source.index("from ranksrgan")
+    with pytest.raises(AttributeError):
+        import ranksrgan
+
+        ranksrgan.no_such_name  # noqa: B018

@@ -6,14 +6,30 @@ Public API:
 * MATLAB-exact ops: :func:`imresize`, :func:`mod_crop`, :func:`rgb_to_y`, :func:`rgb_to_gray`;
 * trained models: :func:`load_generator` (LR -> SR) and :func:`load_ranker` (image -> score,
   higher = worse), for our checkpoints and the authors' released files;
-* metrics: :mod:`ranksrgan.metrics` (NIQE, Ma, PI, PSNR/SSIM on Y).
+* metrics: :mod:`ranksrgan.metrics` (NIQE, Ma, PI, PSNR/SSIM on Y, LPIPS, DISTS).
+
+The names above are imported on first use (PEP 562), so ``import ranksrgan`` does not import
+torch: the command-line tools can set ``OMP_WAIT_POLICY`` first (see :mod:`ranksrgan.cli`).
 """
 
-from ranksrgan.checkpoints import load_generator, load_ranker
-from ranksrgan.io import read_image, write_image
-from ranksrgan.ops import imresize, mod_crop, rgb_to_gray, rgb_to_y
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "imresize": "ranksrgan.ops",
+    "load_generator": "ranksrgan.checkpoints",
+    "load_ranker": "ranksrgan.checkpoints",
+    "mod_crop": "ranksrgan.ops",
+    "read_image": "ranksrgan.io",
+    "rgb_to_gray": "ranksrgan.ops",
+    "rgb_to_y": "ranksrgan.ops",
+    "write_image": "ranksrgan.io",
+}
 
 __all__ = [
     "imresize",
@@ -25,3 +41,21 @@ __all__ = [
     "rgb_to_y",
     "write_image",
 ]
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from ranksrgan.checkpoints import load_generator, load_ranker
+    from ranksrgan.io import read_image, write_image
+    from ranksrgan.ops import imresize, mod_crop, rgb_to_gray, rgb_to_y
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ranksrgan' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

@@ -11,7 +11,8 @@ Per-image CSV format (written by ``ranksrgan-score`` and ``ranksrgan-evaluate``,
 * Key columns first: ``image`` (the file stem); ``ranksrgan-score`` adds ``path`` (the file as
   found) after it; ``ranksrgan-evaluate`` puts ``dataset`` and ``method`` before it.
 * Then one column per metric, named by its id (:data:`METRICS`: ``niqe``, ``ma``, ``pi``,
-  ``psnr``, ``ssim``, and the colour measures ``psnr_rgb``, ``chroma``, ``deltae``; ``evaluate``
+  ``psnr``, ``ssim``, the colour measures ``psnr_rgb``, ``chroma``, ``deltae``, and the learned
+  ``lpips``, ``dists``; ``evaluate``
   adds ``rank/<name>`` for each Ranker it is given), values as Python ``repr`` of the float
   (exact round trip; ``nan``/``inf`` where the metric gives them).
 * Summary rows: for each group of rows (each dataset/method in ``evaluate``, the whole file in
@@ -26,7 +27,7 @@ Per-image CSV format (written by ``ranksrgan-score`` and ``ranksrgan-evaluate``,
   ``skipped`` column (exactly the earlier format); :func:`read_per_image_csv` reads both, and
   skipped rows as NaN.
 
-Polarity: NIQE, PI, CIEDE2000 and Ranker scores lower = better; Ma, PSNR, SSIM, RGB PSNR higher
+Polarity: NIQE, PI, CIEDE2000, LPIPS, DISTS and Ranker scores lower = better; Ma, PSNR, SSIM, RGB PSNR higher
 = better; chroma ratio ideal 1 (HR's colourfulness; ~0 = grey output).
 """
 
@@ -48,6 +49,7 @@ import torch
 from ranksrgan.io import ImageReadError, atomic_write_bytes, decode_image, list_images, to_tensor
 from ranksrgan.metrics.fidelity import chroma_ratio, ciede2000, psnr_rgb, psnr_y, ssim_y
 from ranksrgan.metrics.niqe import niqe
+from ranksrgan.metrics.perceptual import dists, lpips
 from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.ops.resize import imresize
 
@@ -55,6 +57,8 @@ __all__ = [
     "MEAN_ROW",
     "METRICS",
     "MetricSpec",
+    "LEARNED_METRICS",
+    "load_learned_metrics",
     "RANK_PREFIX",
     "SKIPPED",
     "skipped_records",
@@ -142,7 +146,27 @@ METRICS: dict[str, MetricSpec] = {
     "chroma": MetricSpec("chroma", "Chroma", True, full_reference=True, ideal=1.0, digits=3),
     # Mean CIEDE2000 colour difference to HR, [0, ~100], lower is better (CPU, ~1 s per Mpx).
     "deltae": MetricSpec("deltae", "ΔE00", False, full_reference=True),
+    # LPIPS (VGG16, piq) to HR on RGB, [0, ~1], lower is better; weights downloaded on first use.
+    "lpips": MetricSpec("lpips", "LPIPS", False, full_reference=True, digits=4),
+    # DISTS (piq) to HR on RGB, [0, 1], lower is better; weights downloaded on first use.
+    "dists": MetricSpec("dists", "DISTS", False, full_reference=True, digits=4),
 }
+
+#: Metrics computed by a network whose weights files are loaded (or downloaded) before scoring.
+LEARNED_METRICS = ("lpips", "dists")
+
+
+def load_learned_metrics(metrics: Sequence[str], device: torch.device | str = "cpu") -> None:
+    """Build the networks of the learned metrics among ``metrics`` once, before any image is
+    scored, so that a missing weights file stops the run with its one-line
+    :class:`ranksrgan.metrics.perceptual.WeightsNotFoundError` instead of failing every image."""
+    wanted = [m for m in metrics if m in LEARNED_METRICS]
+    if wanted:
+        from ranksrgan.metrics.perceptual import learned_metric
+
+        for m in wanted:
+            learned_metric(m, device)
+
 
 #: Column prefix of Ranker scores in :func:`evaluate` (``rank/<ranker name>``).
 RANK_PREFIX = "rank/"
@@ -175,7 +199,7 @@ def score_batch(
         crop_border: pixels shaved per side for every metric.
         color: luminance of the no-reference metrics, ``"y"`` (MATLAB ``rgb2ycbcr``, PIRM /
             RankSRGAN) or ``"gray"`` (MATLAB ``rgb2gray``). PSNR and SSIM always use Y;
-            ``psnr_rgb``, ``chroma`` and ``deltae`` use all three channels.
+            ``psnr_rgb``, ``chroma``, ``deltae``, ``lpips`` and ``dists`` use all three channels.
         ma_model: a loaded Ma model (:func:`ranksrgan.metrics.ma.load_ma_model`), for ``ma``/``pi``.
 
     Returns:
@@ -220,7 +244,15 @@ def _score_batch(
     return out
 
 
-_FULL_REFERENCE_FNS = {"psnr": psnr_y, "ssim": ssim_y, "psnr_rgb": psnr_rgb, "chroma": chroma_ratio, "deltae": ciede2000}
+_FULL_REFERENCE_FNS = {
+    "psnr": psnr_y,
+    "ssim": ssim_y,
+    "psnr_rgb": psnr_rgb,
+    "chroma": chroma_ratio,
+    "deltae": ciede2000,
+    "lpips": lpips,
+    "dists": dists,
+}
 
 
 def ranker_score(ranker: torch.nn.Module, x: torch.Tensor, crop_border: int = 0, crop: int | None = 512) -> torch.Tensor:
@@ -371,6 +403,7 @@ def score_images(
         missing_set = set(missing)
         todo = [i for i in todo if i not in missing_set]
     device = torch.device(device)
+    load_learned_metrics(metrics, device)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -833,7 +866,9 @@ def evaluate(
       as a saved PNG would be, before it is scored.
     * Metrics, all on the MATLAB ``rgb2ycbcr`` Y channel with ``scale`` pixels shaved per side:
       NIQE, PI (only when a Ma model is available), PSNR, SSIM. On request (``metrics``) also the
-      colour measures on RGB with the same crop: ``psnr_rgb``, ``chroma``, ``deltae``.
+      colour measures on RGB with the same crop: ``psnr_rgb``, ``chroma``, ``deltae``, and the
+      learned ``lpips``, ``dists`` (:mod:`ranksrgan.metrics.perceptual`; their weights files are
+      loaded before the first image, so a missing one stops the run with one line).
     * Rankers (``rankers``): each scores every 8-bit output with ``scale`` px shaved per side,
       on the whole image, or on its centre ``ranker_crop``² when a side is longer
       (:func:`ranker_score`); column ``rank/<name>``; a higher score means a WORSE image.
@@ -931,6 +966,7 @@ def evaluate(
             )
     if model_ma is None:
         metrics = [m for m in metrics if not METRICS[m].needs_ma]
+    load_learned_metrics(metrics, device)
     columns = metrics + [RANK_PREFIX + n for n in ranker_names]
     loaded_rankers = [(RANK_PREFIX + n, load_ranker(p, device=device)) for n, p in rankers]
     if loaded_rankers:
@@ -1084,7 +1120,7 @@ def _best(spec: MetricSpec, values: Sequence[float], methods: Sequence[str], ref
 def _protocol(ev: Evaluation) -> str:
     specs = [metric_spec(m) for m in ev.metrics]
     y_ids = [s.label for s in specs if s.name in ("niqe", "ma", "pi", "psnr", "ssim")]
-    rgb_ids = [s.label for s in specs if s.name in ("psnr_rgb", "chroma", "deltae")]
+    rgb_ids = [s.label for s in specs if s.name in ("psnr_rgb", "chroma", "deltae", *LEARNED_METRICS)]
     where = f"{'/'.join(y_ids)} on the MATLAB Y channel" if y_ids else ""
     if rgb_ids:
         where += ("; " if where else "") + f"{'/'.join(rgb_ids)} on RGB"

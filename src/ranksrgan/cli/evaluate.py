@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error, split_named
-from ranksrgan.evaluation import BenchmarkSet, evaluate, format_markdown, write_evaluation
+from ranksrgan.evaluation import METRICS, BenchmarkSet, evaluate, format_markdown, write_evaluation
 
 PROG = "ranksrgan-evaluate"
 
@@ -21,6 +21,11 @@ the LR), each --checkpoint (run in memory, tiled above --tile LR px), each --sr 
 matched by stem; DIR/<set name>/ is used when it exists). SR images are rounded to 8 bits. NIQE,
 PI, PSNR and SSIM on the MATLAB Y channel with --scale px shaved per side. PI needs the Ma model
 (--ma-model or RANKSRGAN_MA_MODEL); without it the PI row is omitted with a note.
+--metric chooses the rows (repeatable; default niqe, pi, psnr, ssim): also ma, the colour
+measures psnr_rgb, chroma, deltae, and the learned lpips, dists (piq; RGB, same crop, lower is
+better). Their weights come from the torch hub cache (downloaded on first use) or from
+RANKSRGAN_LPIPS_WEIGHTS / RANKSRGAN_DISTS_WEIGHTS and RANKSRGAN_VGG16_WEIGHTS; a missing file
+stops the run before any image with one line naming it.
 Outputs in --out: table3.md (printed too), summary.csv (dataset,metric,<methods>), per_image.csv
 (dataset,method,image,<metrics> with "<mean>" rows; input of ranksrgan-upper-bound).
 Unusable items are skipped with a one-line warning, not fatal: a bad HR/LR file skips that image
@@ -73,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in LR px for generators (0 = whole images)")
     p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="LR px of context per tile side (default 16)")
     p.add_argument("--ma-model", type=Path, metavar="FILE", help="Ma model file for PI (then PI is required)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        metavar="NAME",
+        help=f"metric row, repeatable: {', '.join(METRICS)} (default: niqe, pi, psnr, ssim)",
+    )
     add_strict_option(p, "image or image pair")
     return p
 
@@ -86,6 +98,10 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError("--tile and --tile-overlap must be >= 0")
     if args.lr is not None and len(args.lr) != len(args.hr):
         raise CLIError(f"got {len(args.hr)} --hr but {len(args.lr)} --lr folders; give one --lr per --hr")
+    metrics = None if args.metrics is None else list(dict.fromkeys(args.metrics))
+    unknown = [m for m in metrics or [] if m not in METRICS]
+    if unknown:
+        raise CLIError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
     sets = []
     for i, spec in enumerate(args.hr):
         name, path = split_named(spec, "--hr")
@@ -107,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         overlap=args.tile_overlap,
         ma_model=args.ma_model,
         with_pi=True if args.ma_model is not None else None,
+        metrics=metrics,
         progress=True,
         skip_errors=not args.strict,
     )

@@ -1,4 +1,4 @@
-"""``ranksrgan-score``: NIQE / Ma / PI / PSNR / SSIM of image files and folders.
+"""``ranksrgan-score``: NIQE / Ma / PI / PSNR / SSIM / LPIPS / DISTS of image files and folders.
 
 Also runs as ``python -m ranksrgan.metrics``. The logic lives in :mod:`ranksrgan.evaluation`.
 """
@@ -16,12 +16,17 @@ from ranksrgan.io import collect_images
 PROG = "ranksrgan-score"
 
 EPILOG = """\
-metrics (lower is better: niqe, pi; higher is better: ma, psnr, ssim):
+metrics (lower is better: niqe, pi, lpips, dists; higher is better: ma, psnr, ssim):
   niqe  NIQE (LIVE model), MATLAB-faithful
   ma    Ma et al. (NRQM); needs the authors' trained model file (--ma-model or RANKSRGAN_MA_MODEL)
   pi    Perceptual Index ((10 - Ma) + NIQE) / 2; needs the Ma model
   psnr  PSNR on the MATLAB Y channel; needs --ref
   ssim  SSIM on the MATLAB Y channel; needs --ref
+  lpips LPIPS (VGG16, piq) on RGB; needs --ref; weights lpips_weights.pt and vgg16-397923af.pth
+        from the torch hub cache (downloaded on first use) or RANKSRGAN_LPIPS_WEIGHTS /
+        RANKSRGAN_VGG16_WEIGHTS
+  dists DISTS (piq) on RGB; needs --ref; weights dists_weights.pt (or RANKSRGAN_DISTS_WEIGHTS)
+        and the same VGG16 file
 
 --crop-border shaves N px per side for every metric; the PIRM2018 / RankSRGAN convention is
 --color y --crop-border 4 (the SR scale). Images are read as RGB (gray is copied to R, G, B;
@@ -65,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ref",
         type=Path,
         metavar="DIR",
-        help="HR reference folder for psnr/ssim, matched by file stem; both cut to a multiple of --scale",
+        help="HR reference folder for the full-reference metrics, matched by file stem; both cut to a multiple of --scale",
     )
     p.add_argument(
         "--scale",

@@ -4,7 +4,9 @@ This is the convention of SR papers (and of RankSRGAN's Table 3): both images ar
 first rounded to 8 bits (as a saved PNG would be), converted to MATLAB ``rgb2ycbcr`` luma
 (not rounded again), and ``crop_border`` pixels (the scale) are shaved from each side.
 SSIM is Wang et al.'s: 11×11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, 'valid' filtering,
-computed in float64 on the 0-255 scale. Higher is better for both.
+computed in float64 on the 0-255 scale; the arithmetic is ``piq.ssim`` (equal to the usual
+SR-paper SSIM to ~1e-16). PSNR stays our own two lines: ``piq.psnr`` adds 1e-8 to the MSE, which
+turns identical images into 80 dB instead of inf. Higher is better for both.
 
 Colour-sensitive measures (Y-only metrics cannot see a generator that turns grey), same 8-bit
 rounding and border crop: :func:`psnr_rgb` (PSNR over the three RGB channels), :func:`chroma_ratio`
@@ -15,7 +17,6 @@ rounding and border crop: :func:`psnr_rgb` (PSNR over the three RGB channels), :
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.ops.color import quantize_uint8, rgb_to_y
@@ -119,27 +120,29 @@ def ciede2000(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize
     return torch.tensor(values, dtype=torch.float64)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
-    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
-
-
 def ssim_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize: bool = True) -> torch.Tensor:
-    """SSIM on Y (0-255 scale, Gaussian 11×11, valid). ``(B,)3×H×W`` in [0, 1] -> B-vector in [-1, 1]."""
+    """SSIM on Y (0-255 scale, Gaussian 11×11, valid). ``(B,)3×H×W`` in [0, 1] -> B-vector in [-1, 1].
+
+    Our conventions (8-bit rounding, MATLAB Y, border crop, float64) are applied here; the SSIM
+    arithmetic is ``piq.ssim`` with Wang et al.'s constants and no downsampling.
+    """
+    import piq
+
     y1, y2 = _prepare_y(sr, hr, crop_border, quantize)
     if min(y1.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs at least 11×11 pixels after cropping, got {tuple(y1.shape[-2:])}")
-    y1, y2 = y1 * 255.0, y2 * 255.0
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    win = _gaussian_window(device=y1.device)
-    mu1, mu2 = F.conv2d(y1, win), F.conv2d(y2, win)
-    s11 = F.conv2d(y1 * y1, win) - mu1**2
-    s22 = F.conv2d(y2 * y2, win) - mu2**2
-    s12 = F.conv2d(y1 * y2, win) - mu1 * mu2
-    ssim_map = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s11 + s22 + c2))
-    return ssim_map.mean(dim=(1, 2, 3))
+    # piq checks the value range; Y of an 8-bit RGB image lies in [16, 235] / 255
+    return piq.ssim(
+        y1 * 255.0,
+        y2 * 255.0,
+        kernel_size=11,
+        kernel_sigma=1.5,
+        data_range=255.0,
+        reduction="none",
+        downsample=False,
+        k1=0.01,
+        k2=0.03,
+    )
 
 
 class PSNRY(PerImageMean):

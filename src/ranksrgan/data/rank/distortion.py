@@ -56,6 +56,7 @@ __all__ = [
     "distort",
     "HRPatchDataset",
     "HRWindowDataset",
+    "HRRankDataModule",
     "DistortionRankDataModule",
 ]
 
@@ -187,7 +188,69 @@ class HRWindowDataset(Dataset):
         return {"hr": hr, "seed": torch.tensor((self.seed * 1_000_003 + index) % _MAX_SEED)}
 
 
-class DistortionRankDataModule(ImageFolderDataModule):
+class HRRankDataModule(ImageFolderDataModule):
+    """What the rank data modules made from HR folders alone share: train / validation folders
+    (the split is by folder), patch and batch sizes, validation windows, the sharpness filter,
+    flips and the seed. Subclasses give the level count (:attr:`num_levels`), a :attr:`label`
+    for the log and the two datasets (:meth:`make_train_set`, :meth:`make_val_set`).
+
+    Args: see :class:`DistortionRankDataModule`.
+    """
+
+    label = "rank"
+
+    def __init__(
+        self,
+        train_hr: Sequence[str],
+        val_hr: Sequence[str],
+        patch_size: int = 296,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        patches_per_epoch: int = 16000,
+        val_windows_per_image: int = 8,
+        min_sharpness: float = 0.0,
+        augment: bool = True,
+        seed: int = 0,
+        build_demo: bool = False,
+        demo_root: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.train_hr = [str(d) for d in ([train_hr] if isinstance(train_hr, (str, os.PathLike)) else train_hr)]
+        self.val_hr = [str(d) for d in ([val_hr] if isinstance(val_hr, (str, os.PathLike)) else val_hr)]
+        self.patch_size, self.batch_size, self.num_workers = patch_size, batch_size, num_workers
+        self.patches_per_epoch, self.val_windows_per_image = patches_per_epoch, val_windows_per_image
+        self.augment, self.seed, self.min_sharpness = augment, seed, min_sharpness
+        self.build_demo, self.demo_root = build_demo, demo_root
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    def make_train_set(self, images: list[np.ndarray]) -> Dataset:
+        return HRPatchDataset(images, self.num_levels, self.patch_size, self.patches_per_epoch, self.augment, self.min_sharpness)
+
+    def make_val_set(self, images: list[np.ndarray]) -> Dataset:
+        return HRWindowDataset(images, self.patch_size, self.val_windows_per_image, self.seed, self.min_sharpness)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train = [img.array for img in load_folders(self.train_hr, min_size=self.patch_size)]
+        val = [img.array for img in load_folders(self.val_hr)]
+        self.train_set = self.make_train_set(train)
+        self.val_set = self.make_val_set(val)
+        log.info(
+            "%s rank set: %d train images, %d validation windows, levels %s",
+            self.label,
+            len(train),
+            len(self.val_set),
+            self.levels,
+        )
+
+
+class DistortionRankDataModule(HRRankDataModule):
     """Blur or noise rank pairs made on the fly from HR patches (RankSRGAN's Ranker-b / Ranker-n).
 
     The loaders yield clean HR patches; :meth:`on_after_batch_transfer` turns a training batch
@@ -228,42 +291,30 @@ class DistortionRankDataModule(ImageFolderDataModule):
         build_demo: bool = False,
         demo_root: str | None = None,
     ) -> None:
-        super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        self.kind = kind
+        super().__init__(
+            train_hr,
+            val_hr,
+            patch_size=patch_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            patches_per_epoch=patches_per_epoch,
+            val_windows_per_image=val_windows_per_image,
+            min_sharpness=min_sharpness,
+            augment=augment,
+            seed=seed,
+            build_demo=build_demo,
+            demo_root=demo_root,
+        )
+        self.kind = self.label = kind
         self.levels = check_levels(DEFAULT_LEVELS[kind] if levels is None else levels, f"{kind} levels")
         if len(self.levels) > _SEED_SLOTS:
             raise ValueError(f"at most {_SEED_SLOTS} {kind} levels are supported, got {len(self.levels)}")
         if self.levels[0] < 0:
             raise ValueError(f"{kind} levels must be >= 0, got {self.levels}")
-        self.train_hr = [str(d) for d in ([train_hr] if isinstance(train_hr, (str, os.PathLike)) else train_hr)]
-        self.val_hr = [str(d) for d in ([val_hr] if isinstance(val_hr, (str, os.PathLike)) else val_hr)]
-        self.patch_size, self.batch_size, self.num_workers = patch_size, batch_size, num_workers
-        self.patches_per_epoch, self.val_windows_per_image = patches_per_epoch, val_windows_per_image
-        self.augment, self.seed, self.min_sharpness = augment, seed, min_sharpness
-        self.build_demo, self.demo_root = build_demo, demo_root
         if kind == "blur" and blur_kernel_size(self.levels[-1]) // 2 >= patch_size:
             raise ValueError(f"blur sigma {self.levels[-1]} needs patches larger than {patch_size}")
-        self.train_set: HRPatchDataset | None = None
-        self.val_set: HRWindowDataset | None = None
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        train = [img.array for img in load_folders(self.train_hr, min_size=self.patch_size)]
-        val = [img.array for img in load_folders(self.val_hr)]
-        self.train_set = HRPatchDataset(
-            train, len(self.levels), self.patch_size, self.patches_per_epoch, self.augment, self.min_sharpness
-        )
-        self.val_set = HRWindowDataset(val, self.patch_size, self.val_windows_per_image, self.seed, self.min_sharpness)
-        log.info(
-            "%s rank set: %d train images, %d validation windows, levels %s",
-            self.kind,
-            len(train),
-            len(self.val_set),
-            self.levels,
-        )
 
     # ------------------------------------------------------------------ batched distortion
 

@@ -1,0 +1,97 @@
+"""Honest dependencies: what setup.cfg declares is what src/ imports, and the other way round.
+
+Imports are found by parsing every file of ``src/`` with :mod:`ast` (top-level names of
+``import x.y`` and ``from x.y import z``, function-level imports included); standard-library
+modules and ``ranksrgan`` itself are left out.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+
+# distribution name -> import name, where they differ
+IMPORT_NAMES = {
+    "opencv-python-headless": "cv2",
+    "opencv-python": "cv2",
+    "scikit-image": "skimage",
+    "pytorch-lightning": "pytorch_lightning",
+    "hydra-core": "hydra",
+    "pillow": "PIL",
+}
+
+
+def _requirement_names(block: str) -> list[str]:
+    names = []
+    for line in block.strip().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def _declared() -> tuple[dict[str, str], dict[str, str]]:
+    """``({import name: distribution}`` of install_requires, the same for every extra``)``."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg", encoding="utf-8")
+
+    def imports(names):
+        return {IMPORT_NAMES.get(n, n.replace("-", "_")): n for n in names}
+
+    required = imports(_requirement_names(cfg["options"]["install_requires"]))
+    extras = {}
+    for _, block in cfg["options.extras_require"].items():
+        extras.update(imports(_requirement_names(block)))
+    return required, extras
+
+
+def _imported() -> dict[str, list[str]]:
+    """``{top-level third-party import name: [files importing it]}`` over ``src/``."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "ranksrgan":
+                    continue
+                found.setdefault(top, []).append(str(path.relative_to(REPO)))
+    return found
+
+
+def test_every_required_package_is_imported_by_src():
+    required, _ = _declared()
+    imported = _imported()
+    unused = sorted(dist for name, dist in required.items() if name not in imported)
+    assert not unused, f"install_requires lists packages that src/ never imports: {unused}"
+
+
+def test_every_package_src_imports_is_declared():
+    required, extras = _declared()
+    undeclared = {name: files for name, files in _imported().items() if name not in required and name not in extras}
+    assert not undeclared, f"src/ imports packages setup.cfg does not declare: {undeclared}"
+
+
+def test_the_card_packages_are_used():
+    imported = _imported()
+    for name in ("piq", "albumentations", "cv2", "kornia"):
+        assert name in imported, name
+
+
+def test_the_parser_sees_imports_inside_functions(tmp_path, monkeypatch):
+    (tmp_path / "mod.py").write_text("import os\n\ndef f():\n    import piq.perceptual\n    from cv2 import imread\n")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert set(_imported()) == {"piq", "cv2"}
