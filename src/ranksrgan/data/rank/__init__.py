@@ -1,7 +1,9 @@
 """Rank datasets: the same content at several quality LEVELS, for training a Ranker.
 
 Families (one module each): ``sr`` (SR results of several methods, labelled by a metric or by
-method), ``interp`` (``λ·SR + (1-λ)·HR``), ``distortion`` (Gaussian blur / noise on HR).
+method), ``interp`` (``λ·SR + (1-λ)·HR``), ``distortion`` (Gaussian blur / noise on HR),
+``albument`` (any albumentations degradation of HR at fixed levels: JPEG, resizing, motion blur,
+sensor noise).
 
 Label convention, used by every family, by the label files and by
 :class:`ranksrgan.lit.ranker_module.RankerModule`:
@@ -9,7 +11,8 @@ Label convention, used by every family, by the label files and by
 * ``level``: integer, 0 = BEST; a higher level is a WORSE image (SR family, metric rank: the rank
   of the metric value at that location; model classification: the method's position in the
   method list, listed best first; interp: index into the ascending λ list, λ = 1 (pure SR) is
-  worst; blur/noise: index into the ascending sigma / std list).
+  worst; blur/noise: index into the ascending sigma / std list; albumentations families: index
+  into the level list, listed best first).
 * ``value``: float with the same polarity (higher = worse): the metric value (SR, metric rank),
   the level index (SR, model classification), λ, sigma or noise std. The regression ablation
   (``loss="mse"``) regresses the Ranker score onto it.
@@ -27,7 +30,8 @@ Batch formats (floats in [0, 1], ``p`` = patch size):
   SROCC over all images and accuracy per level pair can be computed.
 
 The distortion family yields clean HR patches from its loaders and makes the batches above in
-``on_after_batch_transfer`` (on the GPU when training there).
+``on_after_batch_transfer`` (on the GPU when training there); the albumentations families make
+them in the DataLoader workers (CPU).
 
 This module holds the pieces shared by the families (decode-once image cache, patch grid,
 flips, pair sampling); the families import from it, it imports none of them.
