@@ -269,3 +269,26 @@ def test_chroma_std_is_zero_for_grey_and_scales_with_colour():
     img[0, 2, 0] = 1.0
     cb_std, cr_std = torch.tensor([0.5, 0.5, 0.0, 0.0]).std(), torch.tensor([-0.081312, -0.081312, 0.0, 0.0]).std()
     assert chroma_std(img).item() == pytest.approx(0.5 * (cb_std + cr_std).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lpips", "dists"])
+def test_perceptual_kind_selects_a_learned_metric_as_the_loss(kind):
+    from ranksrgan.lit.sr_module import SRModule
+    from ranksrgan.metrics.perceptual import perceptual_metric_loss
+
+    module = SRModule(
+        generator={"name": "SRResNet", "kwargs": {"num_features": 4, "num_blocks": 1, "scale": 2}},
+        scale=2,
+        pixel={"weight": 0.0},
+        perceptual={"weight": 1.0, "kind": kind, "pretrained": False},
+    )
+    assert type(module.perceptual_loss) is type(perceptual_metric_loss(kind, pretrained=False))
+    lr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 32, 32)
+    total, terms, sr = module.generator_losses(lr, hr)
+    assert torch.allclose(total, module.perceptual_loss(sr, hr)) and terms["perceptual"].requires_grad
+    with pytest.raises(ValueError, match="perceptual.kind must be 'vgg', 'lpips' or 'dists'"):
+        SRModule(
+            generator={"name": "SRResNet", "kwargs": {"num_features": 4, "num_blocks": 1, "scale": 2}},
+            scale=2,
+            perceptual={"weight": 1.0, "kind": "ssim"},
+        )

@@ -242,7 +242,10 @@ class Planner:
         if cfg.get("gan") is None and not compare:
             if cfg.get("ranker") is None:
                 raise PlanError(
-                    ["nothing to train: choose ranker=<sr|interp|blur|noise> and/or gan=<recipe> (or experiment=demo)"]
+                    [
+                        "nothing to train: choose ranker=<sr|interp|blur|noise|jpeg|downscale|motion|sensor> "
+                        "and/or gan=<recipe> (or experiment=demo)"
+                    ]
                 )
             stages: list[Stage] = []
             self.ranker_stage(self.variant("ranker", cfg.ranker.name), stages)
@@ -465,7 +468,8 @@ def preflight(cfg: DictConfig, stages: list[Stage], download: bool = True) -> li
 
     * the store folder can be created and written, with at least :data:`MIN_FREE_BYTES` free;
     * the VGG19 ImageNet weights of every perceptual loss with ``pretrained: true`` are in the
-      torch hub cache; with ``download`` a missing file is fetched now (the dry run only looks).
+      torch hub cache; with ``download`` a missing file is fetched now (the dry run only looks);
+      the same for LPIPS / DISTS weights (``perceptual.kind``), checked only with ``download``.
 
     Returns one line per problem (empty: ready). Inputs and config values are checked by
     :meth:`Planner.plan`.
@@ -484,17 +488,29 @@ def preflight(cfg: DictConfig, stages: list[Stage], download: bool = True) -> li
             problems.append(f"{store}: only {free / 2**20:.0f} MB free; checkpoints need at least {MIN_FREE_BYTES // 2**20} MB")
     except OSError as err:
         problems.append(f"{store}: the stage store cannot be written ({err.strerror or err}); set paths.root")
-    users = [s.name for s in stages if s.kind == "generator" and _needs_imagenet_vgg(s)]
+    users = [s.name for s in stages if s.kind == "generator" and _pretrained_perceptual(s) == "vgg"]
     if users:
         problem = _imagenet_vgg_problem(", ".join(f"gan={n}" for n in users), download)
         if problem:
             problems.append(problem)
+    for kind in ("lpips", "dists"):
+        users = [s.name for s in stages if s.kind == "generator" and _pretrained_perceptual(s) == kind]
+        if users and download:  # the dry run does not download; training fetches them here
+            from ranksrgan.metrics.perceptual import WeightsNotFoundError, weights_file
+
+            try:
+                weights_file(kind)
+            except WeightsNotFoundError as err:
+                problems.append(f"{err} (perceptual loss of {', '.join(f'gan={n}' for n in users)})")
     return problems
 
 
-def _needs_imagenet_vgg(stage: Stage) -> bool:
+def _pretrained_perceptual(stage: Stage) -> str | None:
+    """The kind of pretrained perceptual loss a generator stage needs ("vgg", "lpips", "dists"), or None."""
     perceptual = stage.section.module.get("perceptual") or {}
-    return float(perceptual.get("weight", 0.0) or 0.0) > 0 and bool(perceptual.get("pretrained", True))
+    if float(perceptual.get("weight", 0.0) or 0.0) > 0 and bool(perceptual.get("pretrained", True)):
+        return str(perceptual.get("kind", "vgg"))
+    return None
 
 
 def _imagenet_vgg_problem(users: str, download: bool) -> str | None:

@@ -99,7 +99,9 @@ class SRModule(pl.LightningModule):
         generator: ``{"name": "SRResNet"|"RRDBNet", "kwargs": {...}}``; LR ``B×3×h×w`` [0,1] -> SR.
         scale: SR factor (must match the generator's).
         pixel: ``{"weight", "criterion": "l1"|"mse"}``.
-        perceptual: ``{"weight", "layer": "conv5_4", "criterion": "l1"|"mse", "pretrained": bool}``
+        perceptual: ``{"weight", "kind": "vgg"|"lpips"|"dists", "layer": "conv5_4", "criterion":
+            "l1"|"mse", "pretrained": bool}``; ``vgg``: the paper's VGG19 feature distance (``layer``,
+            ``criterion``); ``lpips`` / ``dists``: those metrics (piq) as the loss, frozen
             (VGG19 features, ImageNet normalisation, frozen).
         gan: ``{"weight", "kind": "vanilla"|"ragan"}``.
         discriminator: ``{"name": "VGGDiscriminator", "kwargs": {...}}``; used when gan weight > 0.
@@ -144,7 +146,14 @@ class SRModule(pl.LightningModule):
         hp = self.hparams
         self.scale = scale
         self.pixel_cfg = {"weight": 0.0, "criterion": "l1", **(hp.pixel or {})}
-        self.perceptual_cfg = {"weight": 0.0, "layer": "conv5_4", "criterion": "l1", "pretrained": True, **(hp.perceptual or {})}
+        self.perceptual_cfg = {
+            "weight": 0.0,
+            "kind": "vgg",
+            "layer": "conv5_4",
+            "criterion": "l1",
+            "pretrained": True,
+            **(hp.perceptual or {}),
+        }
         self.gan_cfg = {"weight": 0.0, "kind": "vanilla", **(hp.gan or {})}
         self.rank_cfg = {"function": "sigmoid", "reduction": "sum", **(hp.rank or {})}
         self.optim_cfg = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0, **(hp.optimizer or {})}
@@ -163,8 +172,16 @@ class SRModule(pl.LightningModule):
             self.discriminator = build_net(hp.discriminator)
         self.perceptual_loss = None
         if self.perceptual_cfg["weight"] > 0:
-            extractor = VGGFeatureExtractor(layer=self.perceptual_cfg["layer"], pretrained=self.perceptual_cfg["pretrained"])
-            self.perceptual_loss = PerceptualLoss(extractor, self.perceptual_cfg["criterion"])
+            kind = self.perceptual_cfg["kind"]
+            if kind == "vgg":
+                extractor = VGGFeatureExtractor(layer=self.perceptual_cfg["layer"], pretrained=self.perceptual_cfg["pretrained"])
+                self.perceptual_loss = PerceptualLoss(extractor, self.perceptual_cfg["criterion"])
+            elif kind in ("lpips", "dists"):
+                from ranksrgan.metrics.perceptual import perceptual_metric_loss
+
+                self.perceptual_loss = perceptual_metric_loss(kind, pretrained=self.perceptual_cfg["pretrained"])
+            else:
+                raise ValueError(f"perceptual.kind must be 'vgg', 'lpips' or 'dists', got {kind!r}")
         self.ranker_specs = [dict(r) for r in hp.rankers]
         self.rank_loss = None
         if self.ranker_specs:
