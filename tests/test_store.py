@@ -252,3 +252,11 @@ def test_store_cli_list_show_diff_remove_prune(tmp_path, capsys):
     assert not store.work_dir("blur", "aaaa11112222").exists()
     code, _, err = store_cli.main(["--store", str(tmp_path / "none"), "list"]), "", capsys.readouterr().err
     assert code == 2 and "no such store folder" in err
+
+
+def test_interp_ranker_record_names_the_generator_file_it_ran_on(tiny_run):
+    cfg, _, result = tiny_run
+    interp = next(r for r in StageStore(cfg.paths.store).records("ranker", "interp"))
+    assert interp["config"]["ranker"]["datamodule"]["sr"] == str(result["stages"]["srgan"])
+    assert interp["key_config"]["ranker"]["datamodule"]["sr"] == "srgan"
+    assert interp["deps"] == {"srgan": next(s.key for s in result["all"] if s.name == "srgan")}

@@ -781,7 +781,7 @@ def run_stage(
                 metrics.update({k: float(v) for k, v in (history[-1] if history else {}).items() if k.startswith("val/")})
             if callback.best_model_score is not None:
                 metrics[f"best/{monitor}"] = float(callback.best_model_score)
-            _publish(store, best if best.exists() else last, stage, metrics)
+            _publish(store, best if best.exists() else last, stage, metrics, resolved)
             # The published network is the stage's result: the training checkpoints (optimiser
             # states, discriminator) go; logs, samples and the validation history stay.
             shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
@@ -789,20 +789,30 @@ def run_stage(
         return artifact
 
 
-def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, float]) -> Path:
+def _publish(
+    store: StageStore, source: Path, stage: Stage, metrics: dict[str, float], resolved: dict[str, Path]
+) -> Path:
     """Store the stage's network (from the chosen checkpoint) as a slim state dict with its record.
-    The full training checkpoint stays in the work folder."""
+
+    The record's ``config`` is what the stage ran with: the interpolation Ranker's ``sr`` recipe is
+    replaced by the generator file it resolved to, so that its data module can be instantiated
+    again (notebooks do); a GAN's Rankers and starting point keep their names (``deps`` maps them
+    to keys). ``key_config`` is what the key hashed."""
     from ranksrgan.checkpoints import load_generator, load_ranker
 
     net = load_ranker(source) if stage.kind == "ranker" else load_generator(source)
     payload = stage.payload()
+    config = OmegaConf.to_container(stage.cfg, resolve=True)
+    source_dep = next((d for d in stage.depends_on if d.kind == "generator"), None)
+    if stage.kind == "ranker" and source_dep is not None:
+        config["ranker"]["datamodule"]["sr"] = str(resolved[source_dep.key])
     record = {
         "kind": stage.kind,
         "name": stage.name,
         "key": stage.key,
         "source": str(source),
         "metrics": metrics,
-        "config": OmegaConf.to_container(stage.cfg, resolve=True),
+        "config": config,
         "key_config": payload["config"],
         "inputs": payload["inputs"],
         "deps": payload["deps"],
