@@ -134,6 +134,7 @@ def main() -> None:
         action="store_true",
         help="CPU NIQE at 512x512 beside one busy process, with and without OMP_WAIT_POLICY=PASSIVE",
     )
+    parser.add_argument("--smallest", action="store_true", help="only the smallest size (a check that it runs)")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -163,7 +164,7 @@ def main() -> None:
         f"{'CPU-time ms/image':>18s} {'peak extra MiB':>15s}"
     )
     for device in devices:
-        for h, w, batch, reps in CONFIGS:
+        for h, w, batch, reps in CONFIGS[:1] if args.smallest else CONFIGS:
             if args.quick:
                 if batch > 1:
                     continue

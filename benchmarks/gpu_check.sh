@@ -90,7 +90,7 @@ if [ "$DRY" = 1 ]; then
   step 02_gan_tf32 120 "$PY" benchmarks/bench_gan.py --device cpu --small --steps 1 --warmup 0 --variants srgan rank1 --feeds synthetic
   step 03_gan_bf16_cl 120 "$PY" benchmarks/bench_gan.py --device cpu --small --steps 1 --warmup 0 --variants rank1 --feeds synthetic --precision bf16 --channels-last
   if [ -n "$REF" ]; then step 04_reference 60 "$PY" -m py_compile "$REF"; fi
-  step 05_niqe 120 "$PY" benchmarks/bench_niqe.py --device cpu --quick
+  step 05_niqe 120 "$PY" benchmarks/bench_niqe.py --device cpu --quick --smallest
   step 06_ranker_labelling 120 "$PY" benchmarks/bench_ranker.py --device cpu --steps 1 --warmup 0 --patch 32 --label-patch 200 --label-stride 1000
   step 07_pipeline 180 $PEAK train.py experiment=smoke trainer=cpu "paths.root=$WORK/runs" \
     ++stages.all.max_steps=2 ++stages.all.val_check_interval=2
