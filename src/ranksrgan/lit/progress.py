@@ -35,7 +35,7 @@ class StageProgress(pl.Callback):
         unit: "step" or "it".
         steps_per_unit: Lightning optimiser steps per unit (2 for a GAN iteration with a discriminator).
         every_s: seconds between lines when the output is not a terminal.
-        every_n: units between lines when the output is not a terminal (None: total / 20).
+        every_n: units between lines when the output is not a terminal (None: total / 10).
         stream: where to write (standard error by default).
         tty: force the terminal (bar) or line mode; None asks ``stream.isatty()``.
     """
@@ -53,7 +53,7 @@ class StageProgress(pl.Callback):
     ) -> None:
         self.label, self.total, self.unit, self.steps_per_unit = label, int(total), unit, max(1, int(steps_per_unit))
         self.every_s = every_s
-        self.every_n = every_n if every_n is not None else max(1, self.total // 20)
+        self.every_n = every_n if every_n is not None else max(1, self.total // 10)
         self.stream = stream if stream is not None else sys.stderr
         self.tty = tty if tty is not None else bool(getattr(self.stream, "isatty", lambda: False)())
         self._bar: Any = None
