@@ -19,13 +19,11 @@ from ranksrgan.data.rank.labels import (
     LABEL_FORMAT,
     LabelTable,
     PartWriter,
-    combine_metrics,
-    parse_metric_spec,
     part_path,
     read_labels,
-    sharpness,
     write_labels,
 )
+from ranksrgan.data.rank.patch_scores import combine_metrics, parse_metric_spec, sharpness
 from ranksrgan.data.rank.sr import SRRankDataModule, build_sr_labels, select_locations, split_by_image
 from ranksrgan.io import ImageReadError, to_tensor, write_image
 
@@ -173,7 +171,7 @@ def test_build_resume_after_interruption_equals_uninterrupted(tmp_path, sr_folde
     assert n_patches == sum(len(range(0, h - 63, 48)) * len(range(0, w - 63, 48)) * 2 for (_, _, _, h, w) in CROPS.values())
 
     calls = {"n": 0}
-    real = srmod.rmse_y
+    real = srmod.label_metrics
 
     def failing(*args, **kw):
         calls["n"] += 1
@@ -181,7 +179,7 @@ def test_build_resume_after_interruption_equals_uninterrupted(tmp_path, sr_folde
             raise RuntimeError("injected interruption")
         return real(*args, **kw)
 
-    monkeypatch.setattr(srmod, "rmse_y", failing)
+    monkeypatch.setattr(srmod, "label_metrics", failing)
     out = tmp_path / "labels.csv"
     with pytest.raises(RuntimeError, match="injected"):
         build_sr_labels(sr_folders["hr"], _sources(sr_folders), out, **kwargs)

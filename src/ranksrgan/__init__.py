@@ -14,8 +14,9 @@ torch: the command-line tools can set ``OMP_WAIT_POLICY`` first (see :mod:`ranks
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ranksrgan._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -48,13 +49,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from ranksrgan.ops import imresize, mod_crop, rgb_to_gray, rgb_to_y
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ranksrgan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)[0]
 
 
 def __dir__() -> list[str]:

@@ -48,7 +48,31 @@ from torch import nn
 from ranksrgan.nets import NETS, RANKER_VARIANTS, Ranker, build_net
 from ranksrgan.nets.ranker import vgg_body_specs
 
-__all__ = ["CheckpointError", "CheckpointReadError", "UnsafeCheckpointError", "load_generator", "load_ranker", "read_checkpoint"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "CheckpointError",
+    "CheckpointReadError",
+    "UnsafeCheckpointError",
+    "is_checkpoint_path",
+    "load_generator",
+    "load_ranker",
+    "read_checkpoint",
+]
+
+#: File suffixes of checkpoints (ours: ``.ckpt``; the authors' releases: ``.pth`` / ``.pt``).
+CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt")
+
+
+def is_checkpoint_path(value: str | os.PathLike) -> bool:
+    """Whether a config or command-line value names a checkpoint file rather than a recipe or
+    a folder: it holds a ``/`` or ends with a :data:`CHECKPOINT_SUFFIXES` suffix (any case).
+
+    >>> is_checkpoint_path("runs/ranker.ckpt"), is_checkpoint_path("G.PTH"), is_checkpoint_path("srgan")
+    (True, True, False)
+    """
+    value = str(value)
+    return "/" in value or value.lower().endswith(CHECKPOINT_SUFFIXES)
+
 
 _GENERATORS = ("SRResNet", "RRDBNet")
 _MAX_LISTED = 8
@@ -149,6 +173,17 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     Returns:
         The network in eval mode (gradients left enabled, for fine-tuning). It maps
         ``(B, C, h, w)`` in [0, 1] to ``(B, C, s*h, s*w)``.
+
+    Example (a tiny x2 SRResNet saved as a plain state dict, as the released files are):
+
+    >>> import tempfile, torch
+    >>> from ranksrgan.nets.srresnet import SRResNet
+    >>> path = Path(tempfile.mkdtemp()) / "G.pth"
+    >>> torch.save(SRResNet(num_features=8, num_blocks=1, scale=2).state_dict(), path)
+    >>> generator = load_generator(path)
+    >>> with torch.no_grad():
+    ...     generator(torch.rand(1, 3, 8, 8)).shape
+    torch.Size([1, 3, 16, 16])
     """
     obj = read_checkpoint(path)
     with _as_checkpoint_error():
@@ -166,6 +201,16 @@ def load_ranker(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
 
     Returns:
         The frozen Ranker: ``(B, 3, H, W)`` in [0, 1] -> ``(B,)`` scores, higher = worse.
+
+    Example (a tiny VGG-8 Ranker saved as a plain state dict):
+
+    >>> import tempfile, torch
+    >>> from ranksrgan.nets.ranker import Ranker
+    >>> path = Path(tempfile.mkdtemp()) / "R.pth"
+    >>> torch.save(Ranker("vgg8", num_features=4).state_dict(), path)
+    >>> ranker = load_ranker(path)
+    >>> ranker(torch.rand(2, 3, 32, 32)).shape, ranker.training
+    (torch.Size([2]), False)
     """
     obj = read_checkpoint(path)
     with _as_checkpoint_error():

@@ -22,13 +22,35 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+
+from ranksrgan.ops.color import round_levels
+
+__all__ = [
+    "READ_EXTENSIONS",
+    "ImageReadError",
+    "list_images",
+    "images_by_stem",
+    "mod_sizes",
+    "read_matched",
+    "decode_image",
+    "levels",
+    "to_tensor",
+    "to_array",
+    "convert_depth",
+    "read_image",
+    "check_min_size",
+    "atomic_path",
+    "atomic_write_bytes",
+    "write_image",
+    "collect_images",
+]
 
 READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _WRITE_DEPTHS = {".png": (8, 16), ".tif": (8, 16), ".tiff": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".bmp": (8,)}
@@ -44,6 +66,47 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in READ_EXTENSIONS)
+
+
+def images_by_stem(folder: str | os.PathLike) -> dict[str, Path]:
+    """``{file stem: path}`` of the images directly inside ``folder`` (:func:`list_images`)."""
+    return {p.stem: p for p in list_images(folder)}
+
+
+def mod_sizes(h: int, w: int, scale: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The sizes an SR image of an ``h×w`` HR may have: ``(h, w)`` or mod-cropped to ``scale``.
+
+    >>> mod_sizes(10, 13, 4)
+    ((10, 13), (8, 12))
+    """
+    return (h, w), (h - h % scale, w - w % scale)
+
+
+def read_matched(
+    by_stem: Mapping[str, Path],
+    stem: str,
+    sizes: Sequence[tuple[int, int]],
+    missing: str,
+    what: str,
+    against: str,
+    dtype: np.dtype | type | None = None,
+) -> np.ndarray:
+    """The image with file stem ``stem`` of a folder (``by_stem``: :func:`images_by_stem`),
+    decoded, its size checked and, with ``dtype``, rounded to that bit depth: the one way an SR or
+    LR image is matched to its HR by name.
+
+    Raises:
+        FileNotFoundError: no such stem; the message is ``missing``.
+        ImageReadError: unreadable, or its ``H×W`` is none of ``sizes``:
+            ``"<path>: <what> is <H>x<W> but <against>"``.
+    """
+    path = by_stem.get(stem)
+    if path is None:
+        raise FileNotFoundError(missing)
+    img = decode_image(path)
+    if tuple(img.shape[:2]) not in {tuple(s) for s in sizes}:
+        raise ImageReadError(f"{path}: {what} is {img.shape[0]}x{img.shape[1]} but {against}")
+    return img if dtype is None else convert_depth(img, dtype)
 
 
 _STDERR_LOCK = threading.Lock()
@@ -132,10 +195,49 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def levels(dtype: np.dtype | type) -> float:
+    """The top sample value of an image dtype: 65535 for uint16, else 255.
+
+    >>> levels(np.uint16), levels(np.uint8)
+    (65535.0, 255.0)
+    """
+    return 65535.0 if np.dtype(dtype) == np.uint16 else 255.0
+
+
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """``H×W×3`` uint8/uint16 array -> float32 tensor ``3×H×W`` in [0, 1]."""
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return torch.from_numpy(img.astype(np.float32) / scale).permute(2, 0, 1).contiguous()
+    """``H×W×C`` uint8/uint16 array -> float32 tensor ``C×H×W`` in [0, 1].
+
+    >>> to_tensor(np.full((2, 4, 3), 255, np.uint8)).shape
+    torch.Size([3, 2, 4])
+    """
+    return torch.from_numpy(img.astype(np.float32) / levels(img.dtype)).permute(2, 0, 1).contiguous()
+
+
+def to_array(x: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """``C×H×W`` float tensor in [0, 1] -> ``H×W×C`` uint8/uint16 array: the one rounding rule of
+    the package (:func:`ranksrgan.ops.color.round_levels`, MATLAB's cast: half up), in ``x``'s dtype.
+
+    Values must already lie in [0, 1] (clamp first). The inverse of :func:`to_tensor` on the grid:
+
+    >>> x = torch.tensor([[[0.0, 0.5 / 255, 1.0]]])
+    >>> to_array(x)[..., 0]
+    array([[  0,   1, 255]], dtype=uint8)
+    >>> to_array(to_tensor(np.arange(6, dtype=np.uint16).reshape(1, 2, 3)), np.uint16).ravel().tolist()
+    [0, 1, 2, 3, 4, 5]
+    """
+    arr = round_levels(x, levels(dtype)).permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(arr.astype(dtype))
+
+
+def convert_depth(img: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+    """An ``H×W×C`` uint8/uint16 image at the bit depth ``dtype`` (``img`` itself when it has it).
+
+    >>> convert_depth(np.array([[[255, 128, 0]]], np.uint8), np.uint16).ravel().tolist()
+    [65535, 32896, 0]
+    """
+    if img.dtype == np.dtype(dtype):
+        return img
+    return to_array(to_tensor(img), dtype)
 
 
 def read_image(path: str | os.PathLike, min_size: int | tuple[int, int] | None = None) -> torch.Tensor:
@@ -148,6 +250,13 @@ def read_image(path: str | os.PathLike, min_size: int | tuple[int, int] | None =
     Raises:
         FileNotFoundError: the file does not exist. IsADirectoryError: ``path`` is a folder.
         ImageReadError: corrupt/truncated/unsupported data, or smaller than ``min_size``.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grey.png"
+    >>> write_image(path, torch.full((3, 4, 6), 0.5))
+    >>> x = read_image(path)
+    >>> x.shape, x.dtype, round(x[0, 0, 0].item() * 255)
+    (torch.Size([3, 4, 6]), torch.float32, 128)
     """
     img = decode_image(path)
     if min_size is not None:
@@ -197,7 +306,13 @@ def write_image(path: str | os.PathLike, x: torch.Tensor, bit_depth: int = 8) ->
     """Write ``x`` (``3×H×W`` or ``1×H×W`` float in [0, 1], clamped) atomically.
 
     The format follows the extension (PNG, JPEG (quality 95), BMP, TIFF); ``bit_depth`` 16 is
-    allowed for PNG and TIFF. Values are rounded to the nearest level.
+    allowed for PNG and TIFF. Values are rounded to the nearest level (:func:`to_array`).
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "ramp16.png"
+    >>> write_image(path, torch.linspace(0, 1, 8).expand(3, 2, 8), bit_depth=16)
+    >>> decode_image(path).dtype, decode_image(path).shape
+    (dtype('uint16'), (2, 8, 3))
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -209,9 +324,7 @@ def write_image(path: str | os.PathLike, x: torch.Tensor, bit_depth: int = 8) ->
         raise ValueError(f"{path}: expected a 3×H×W or 1×H×W tensor, got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{path}: refusing to write an image with NaN or Inf values")
-    levels = 65535.0 if bit_depth == 16 else 255.0
-    arr = torch.floor(x.detach().float().clamp(0, 1) * levels + 0.5).cpu().numpy()
-    arr = arr.astype(np.uint16 if bit_depth == 16 else np.uint8).transpose(1, 2, 0)
+    arr = to_array(x.detach().float().clamp(0, 1), np.uint16 if bit_depth == 16 else np.uint8)
     if arr.shape[2] == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []

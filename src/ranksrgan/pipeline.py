@@ -57,6 +57,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 import ranksrgan
+from ranksrgan.checkpoints import is_checkpoint_path
 from ranksrgan.fingerprint import path_digest
 from ranksrgan.lit.history import HISTORY_FILE, load_history
 from ranksrgan.store import StageStore, describe_change
@@ -141,11 +142,6 @@ class Stage:
     def key(self) -> str:
         payload = json.dumps(self.payload(), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-
-def is_checkpoint_path(value: str) -> bool:
-    """A ``pretrained`` / Ranker value that names a file rather than a recipe."""
-    return "/" in value or value.endswith((".ckpt", ".pth", ".pt"))
 
 
 def world_size(trainer: DictConfig) -> int:
@@ -789,9 +785,7 @@ def run_stage(
         return artifact
 
 
-def _publish(
-    store: StageStore, source: Path, stage: Stage, metrics: dict[str, float], resolved: dict[str, Path]
-) -> Path:
+def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, float], resolved: dict[str, Path]) -> Path:
     """Store the stage's network (from the chosen checkpoint) as a slim state dict with its record.
 
     The record's ``config`` is what the stage ran with: the interpolation Ranker's ``sr`` recipe is

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error, split_named
+from ranksrgan.metrics.registry import NO_REFERENCE, PIRM
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error, split_named
-from ranksrgan.data.rank.labels import METRICS, LabelTable, part_path
-from ranksrgan.data.rank.sr import build_sr_labels
+if TYPE_CHECKING:
+    from ranksrgan.data.rank.labels import LabelTable
 
 PROG = "ranksrgan-build-rankset"
 
@@ -62,15 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="metrics",
         metavar="NAME",
-        choices=METRICS,
-        help=f"metric to compute, repeatable: {', '.join(METRICS)} (default: niqe)",
+        choices=NO_REFERENCE,
+        help=f"metric to compute, repeatable: {', '.join(NO_REFERENCE)} (default: niqe)",
     )
     p.add_argument("--patch", type=int, default=296, metavar="N", help="patch side (default 296)")
     p.add_argument("--stride", type=int, default=200, metavar="N", help="patch grid stride (default 200)")
-    p.add_argument("--crop-border", type=int, default=4, metavar="N", help="pixels shaved before the metrics (default 4)")
+    p.add_argument(
+        "--crop-border",
+        type=int,
+        metavar="N",
+        help=f"pixels shaved before the metrics (default: the {PIRM.name} convention, --scale)",
+    )
     p.add_argument("--scale", type=int, default=4, metavar="S", help="SR factor (mod-crop, 'bicubic'; default 4)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="patches scored per batch/chunk (default 16)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
+    add_device_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_strict_option(p)
     return p
@@ -78,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def summary(table: LabelTable) -> str:
     """Per-method means of the label columns, as printed by the CLI."""
+    import numpy as np
+
     methods = table.meta["methods"]
     cols = ["sharpness", "rmse", *table.meta["metrics"]]
     names = table.column("method")
@@ -92,13 +99,16 @@ def summary(table: LabelTable) -> str:
 
 
 def _body(args: argparse.Namespace) -> int:
+    from ranksrgan.data.rank.labels import part_path
+    from ranksrgan.data.rank.sr import build_sr_labels
+
     sr = {}
     for spec in args.sr:
         name, source = split_named(spec, "--sr")
         if name in sr:
             raise CLIError(f"--sr: method {name!r} given twice")
         sr[name] = str(source)
-    device = None if args.device == "auto" else torch.device(args.device)
+    device = args.device  # "auto" or a torch device string (resolve_device)
     resumed = part_path(args.out).exists()
     skipped: list[tuple[Path, str]] | None = None if args.strict else []
     table = build_sr_labels(

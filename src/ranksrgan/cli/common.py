@@ -1,4 +1,8 @@
-"""Plumbing shared by the command-line front ends: one-line errors with exit codes, NAME=PATH."""
+"""Plumbing shared by the command-line front ends: one-line errors with exit codes, NAME=PATH.
+
+Imports no torch (nor any module that does), so that ``--help`` answers at once: every command
+imports its heavy modules inside its body.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
-from ranksrgan.checkpoints import CheckpointError
-from ranksrgan.io import ImageReadError
+__all__ = ["CLIError", "CLIParser", "run_cli", "skipped_error", "add_strict_option", "add_device_option", "split_named"]
 
 
 class CLIError(ValueError):
@@ -54,14 +55,18 @@ def run_cli(
     except CLIError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return err.code
-    except (FileNotFoundError, ImageReadError, ValueError, OSError) as err:
-        usage = isinstance(err, (FileNotFoundError, IsADirectoryError, CheckpointError))
+    except (FileNotFoundError, ValueError, OSError) as err:  # ImageReadError and CheckpointError are ValueErrors
+        usage = isinstance(err, (FileNotFoundError, IsADirectoryError)) or _is_instance(
+            err, "ranksrgan.checkpoints", "CheckpointError"
+        )
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         if _is_missing_ma_model(err):  # name this command's way to give the file, if it has one
             msg = err.message("pass --ma-model FILE" if "--ma-model" in parser.format_usage() else None)
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2 if usage else 1
-    except (MemoryError, torch.OutOfMemoryError):
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and not _is_instance(err, "torch", "OutOfMemoryError"):
+            raise
         print(f"{prog}: error: out of memory; use a smaller --tile / --batch-size or another device", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -69,10 +74,15 @@ def run_cli(
         return 130
 
 
+def _is_instance(err: BaseException, module: str, name: str) -> bool:
+    """``isinstance(err, module.name)`` without importing ``module``: only an imported module can
+    have raised its own error class."""
+    found = sys.modules.get(module)
+    return found is not None and isinstance(err, getattr(found, name))
+
+
 def _is_missing_ma_model(err: BaseException) -> bool:
-    # only after ranksrgan.metrics.ma was imported can it have raised (and it is slow to import)
-    ma = sys.modules.get("ranksrgan.metrics.ma")
-    return ma is not None and isinstance(err, ma.MaModelNotFoundError)
+    return _is_instance(err, "ranksrgan.metrics.ma", "MaModelNotFoundError")
 
 
 def skipped_error(labels: Sequence[str], total: int, noun: str = "images", verb: str = "skipped") -> CLIError:
@@ -89,6 +99,11 @@ def add_strict_option(parser: argparse.ArgumentParser, what: str = "image") -> N
         action="store_true",
         help=f"stop at the first unusable {what} (default: skip it with a warning, finish, exit 1)",
     )
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``: ``auto`` (GPU when present; :func:`ranksrgan.tiling.resolve_device`) or a torch device."""
+    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
 
 
 def split_named(spec: str, what: str) -> tuple[str, Path]:

@@ -9,8 +9,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error, split_named
-from ranksrgan.evaluation import METRICS, BenchmarkSet, evaluate, format_markdown, write_evaluation
+from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error, split_named
+from ranksrgan.metrics.registry import METRICS
 
 PROG = "ranksrgan-evaluate"
 
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scale", type=int, default=4, help="SR factor (default 4)")
     p.add_argument("--out", type=Path, default=Path("evaluation"), metavar="DIR", help="output folder (default ./evaluation)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda ... (default auto)")
+    add_device_option(p)
     p.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in LR px for generators (0 = whole images)")
     p.add_argument("--tile-overlap", type=int, default=16, metavar="N", help="LR px of context per tile side (default 16)")
     p.add_argument("--ma-model", type=Path, metavar="FILE", help="Ma model file for PI (then PI is required)")
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.evaluation import BenchmarkSet, evaluate, format_markdown, write_evaluation
     from ranksrgan.tiling import resolve_device
 
     if args.scale < 1:

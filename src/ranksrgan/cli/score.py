@@ -1,6 +1,7 @@
 """``ranksrgan-score``: NIQE / Ma / PI / PSNR / SSIM / LPIPS / DISTS of image files and folders.
 
-Also runs as ``python -m ranksrgan.metrics``. The logic lives in :mod:`ranksrgan.evaluation`.
+Also runs as ``python -m ranksrgan.cli.score``. The logic lives in :mod:`ranksrgan.evaluation`;
+the metrics and conventions in :mod:`ranksrgan.metrics.registry`.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error
-from ranksrgan.evaluation import METRICS, format_table, score_images, skipped_records, write_per_image_csv
-from ranksrgan.io import collect_images
+from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error
+from ranksrgan.metrics.registry import CONVENTIONS, METRICS, convention, polarity_table
 
 PROG = "ranksrgan-score"
 
-EPILOG = """\
-metrics (lower is better: niqe, pi, lpips, dists; higher is better: ma, psnr, ssim):
+EPILOG = f"""\
+metrics ({polarity_table()}):
   niqe  NIQE (LIVE model), MATLAB-faithful
   ma    Ma et al. (NRQM); needs the authors' trained model file (--ma-model or RANKSRGAN_MA_MODEL)
   pi    Perceptual Index ((10 - Ma) + NIQE) / 2; needs the Ma model
@@ -28,8 +28,9 @@ metrics (lower is better: niqe, pi, lpips, dists; higher is better: ma, psnr, ss
   dists DISTS (piq) on RGB; needs --ref; weights dists_weights.pt (or RANKSRGAN_DISTS_WEIGHTS)
         and the same VGG16 file
 
---crop-border shaves N px per side for every metric; the PIRM2018 / RankSRGAN convention is
---color y --crop-border 4 (the SR scale). Images are read as RGB (gray is copied to R, G, B;
+--convention PIRM (the PIRM2018 / RankSRGAN evaluation: MATLAB Y, --scale px shaved per side,
+as ranksrgan-evaluate) or LIVE (MATLAB gray, nothing shaved) sets --color and --crop-border;
+either given explicitly wins. Without --convention: Y and --crop-border 0 (files of unknown scale). Images are read as RGB (gray is copied to R, G, B;
 alpha is dropped); 16-bit images are scored after rounding to 8 bits, as the metrics define.
 Images of equal size are scored in batches (same results as one at a time).
 
@@ -79,13 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="with --ref: cut image and reference to a multiple of S, as ranksrgan-evaluate does (default 4; 1 = no cut)",
     )
-    p.add_argument("--crop-border", type=int, default=0, metavar="N", help="pixels shaved per side (default 0)")
     p.add_argument(
-        "--color", choices=("y", "gray"), default="y", help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray"
+        "--convention",
+        type=str.upper,
+        choices=tuple(CONVENTIONS),
+        help="PIRM: --color y --crop-border SCALE; LIVE: --color gray --crop-border 0 (default: neither)",
+    )
+    p.add_argument("--crop-border", type=int, metavar="N", help="pixels shaved per side (default 0, or the --convention's)")
+    p.add_argument(
+        "--color",
+        choices=("y", "gray"),
+        help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray (default: the --convention's)",
     )
     p.add_argument("--csv", type=Path, metavar="FILE", help="write per-image scores and the mean (atomic)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images of equal size per batch (default 8)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
+    add_device_option(p)
     p.add_argument(
         "--ma-model", type=Path, metavar="FILE", help="Ma model (.mat of the authors' sr-metric release, or converted .npz)"
     )
@@ -94,14 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.evaluation import format_table, score_images, skipped_records, write_per_image_csv
+    from ranksrgan.io import collect_images
     from ranksrgan.tiling import resolve_device
 
+    conv = convention(args.convention) if args.convention else None
+    crop_border = args.crop_border if args.crop_border is not None else conv.crop_border(args.scale) if conv else 0
+    color = args.color or (conv.color if conv else "y")
     metrics = list(dict.fromkeys(args.metrics or ["niqe"]))
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise CLIError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
-    if args.crop_border < 0:
-        raise CLIError(f"--crop-border must be >= 0, got {args.crop_border}")
+    if crop_border < 0:
+        raise CLIError(f"--crop-border must be >= 0, got {crop_border}")
     if args.scale < 1:
         raise CLIError(f"--scale must be >= 1, got {args.scale}")
     if args.ref is not None and not args.ref.is_dir():
@@ -124,8 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         files,
         metrics,
         ref_dir=args.ref,
-        crop_border=args.crop_border,
-        color=args.color,
+        crop_border=crop_border,
+        color=color,
         batch_size=args.batch_size,
         device=device,
         ma_model=ma_model,

@@ -19,9 +19,12 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ranksrgan.cli.common import CLIError, CLIParser, run_cli
-from ranksrgan.store import StageStore, describe_change, flatten
+
+if TYPE_CHECKING:
+    from ranksrgan.store import StageStore
 
 PROG = "ranksrgan-store"
 
@@ -70,6 +73,8 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
 
 
 def cmd_show(store: StageStore, args: argparse.Namespace) -> int:
+    from ranksrgan.store import describe_change, flatten
+
     record = store.find(args.key)
     if args.diff:
         other = store.find(args.diff)
@@ -143,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = args.store or default_store()
         if not root.is_dir():
             raise CLIError(f"{root}: no such store folder (pass --store)")
+        from ranksrgan.store import StageStore  # imports torch: only once a command runs
+
         return COMMANDS[args.command](StageStore(root), args)
 
     return run_cli(PROG, build_parser(), body, argv)

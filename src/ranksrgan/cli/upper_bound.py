@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ranksrgan.cli.common import CLIError, CLIParser, run_cli
-from ranksrgan.evaluation import METRICS, read_per_image_csv, upper_bounds
+from ranksrgan.metrics.registry import METRICS
 
 PROG = "ranksrgan-upper-bound"
 
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.evaluation import read_per_image_csv, upper_bounds
+
     spec = METRICS.get(args.metric)
     if spec is None:
         raise CLIError(

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_strict_option, run_cli, skipped_error
-from ranksrgan.io import collect_images
+from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error
 
 PROG = "ranksrgan-upscale"
 
@@ -70,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="LR pixels of context per tile side, cropped from the output (default 16)",
     )
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
+    add_device_option(p)
     p.add_argument(
         "--bit-depth",
         choices=("auto", "8", "16"),
@@ -85,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ranksrgan.checkpoints import load_generator
-    from ranksrgan.io import decode_image, to_tensor, write_image
+    from ranksrgan.io import collect_images, decode_image, to_tensor, write_image
     from ranksrgan.tiling import infer_scale, resolve_device, upscale
 
     if args.tile < 0:

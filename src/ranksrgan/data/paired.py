@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.pairs import ImagePair, augment_pair, load_pairs, make_lr
 from ranksrgan.io import check_min_size, to_tensor
+from ranksrgan.ops.filters import random_flips
 
 # Re-exported: the Lightning-free pair helpers live in ranksrgan.data.pairs.
 __all__ = ["ImagePair", "PairedPatchDataset", "PairedSRDataModule", "WholeImageDataset", "augment_pair", "load_pairs", "make_lr"]
@@ -66,8 +67,7 @@ class PairedPatchDataset(Dataset):
         lr = pair.lr[y : y + p, x : x + p]
         hr = pair.hr[s * y : s * (y + p), s * x : s * (x + p)]
         if self.augment:
-            flips = torch.rand(3) < 0.5
-            hr, lr = augment_pair(hr, lr, bool(flips[0]), bool(flips[1]), bool(flips[2]))
+            hr, lr = augment_pair(hr, lr, *random_flips())
         return {"lr": to_tensor(np.ascontiguousarray(lr)), "hr": to_tensor(np.ascontiguousarray(hr))}
 
 

@@ -7,14 +7,23 @@ given LR folder and checked against the HR size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ranksrgan.io import ImageReadError, check_min_size, decode_image, list_images, to_tensor
+from ranksrgan.io import (
+    ImageReadError,
+    check_min_size,
+    decode_image,
+    images_by_stem,
+    list_images,
+    read_matched,
+    to_array,
+    to_tensor,
+)
+from ranksrgan.ops.filters import apply_flips
 from ranksrgan.ops.resize import imresize
 
 
@@ -28,16 +37,55 @@ class ImagePair:
 
 
 def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB ``imresize(hr, 1/scale)`` of an ``H×W×3`` uint array, rounded back to its dtype."""
-    levels = 65535.0 if hr.dtype == np.uint16 else 255.0
-    x = torch.from_numpy(hr.astype(np.float32) / levels).permute(2, 0, 1)
-    lr = imresize(x.double(), 1.0 / scale).clamp(0, 1)
-    lr = torch.floor(lr * levels + 0.5).permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(lr.astype(hr.dtype))
+    """MATLAB ``imresize(hr, 1/scale)`` of an ``H×W×3`` uint array, rounded back to its dtype.
+
+    >>> make_lr(np.zeros((8, 12, 3), np.uint8), 4).shape
+    (2, 3, 3)
+    """
+    lr = imresize(to_tensor(hr).double(), 1.0 / scale).clamp(0, 1)
+    return to_array(lr, hr.dtype)
+
+
+def load_pair(
+    hr_path: Path,
+    scale: int,
+    lr_by_stem: Mapping[str, Path] | None = None,
+    lr_dir: str | Path | None = None,
+    min_hr_size: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One HR image mod-cropped to ``scale`` (bottom/right) and its LR: the file with the same stem
+    in ``lr_by_stem`` (from ``lr_dir``; its size must be HR/scale; rounded to the HR bit depth),
+    or MATLAB bicubic :func:`make_lr` when ``lr_by_stem`` is None.
+
+    Raises:
+        FileNotFoundError: no LR image with the HR's stem. ImageReadError: unreadable file, an
+            image smaller than the scale (or ``min_hr_size``), or an LR of the wrong size.
+    """
+    hr = decode_image(hr_path)
+    if min_hr_size:
+        check_min_size(hr_path, hr.shape[0], hr.shape[1], min_hr_size)
+    h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
+    if h == 0 or w == 0:
+        raise ImageReadError(f"{hr_path}: image is {hr.shape[0]}x{hr.shape[1]}, smaller than the scale x{scale}")
+    hr = np.ascontiguousarray(hr[:h, :w])
+    if lr_by_stem is None:
+        return hr, make_lr(hr, scale)
+    want = (h // scale, w // scale)
+    lr = read_matched(
+        lr_by_stem,
+        hr_path.stem,
+        [want],
+        f"{hr_path}: no LR image with stem {hr_path.stem!r} in {lr_dir}",
+        "LR",
+        f"HR {hr_path.name} at x{scale} needs {want[0]}x{want[1]}",
+        hr.dtype,
+    )
+    return hr, lr
 
 
 def load_pairs(hr_dirs: Sequence[str], lr_dirs: Sequence[str] | None, scale: int, min_hr_size: int = 0) -> list[ImagePair]:
-    """Decode every HR image (mod-cropped to the scale) and its LR (given or made by imresize).
+    """Decode every HR image (mod-cropped to the scale) and its LR (given or made by imresize):
+    :func:`load_pair` for every HR file of the folders.
 
     LR files are matched to HR files by file stem; a missing LR file or an LR whose size is not
     HR/scale raises an error naming both files.
@@ -49,37 +97,15 @@ def load_pairs(hr_dirs: Sequence[str], lr_dirs: Sequence[str] | None, scale: int
         hr_files = list_images(hr_dir)
         if not hr_files:
             raise FileNotFoundError(f"{hr_dir}: no images ({', '.join(('png', 'jpg', 'bmp', 'tif'))})")
-        lr_by_stem = {p.stem: p for p in list_images(lr_dirs[i])} if lr_dirs is not None else None
+        lr_dir = lr_dirs[i] if lr_dirs is not None else None
+        lr_by_stem = images_by_stem(lr_dir) if lr_dir is not None else None
         for hr_path in hr_files:
-            hr = decode_image(hr_path)
-            if min_hr_size:
-                check_min_size(hr_path, hr.shape[0], hr.shape[1], min_hr_size)
-            hr = np.ascontiguousarray(hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale])
-            if lr_by_stem is None:
-                lr = make_lr(hr, scale)
-            else:
-                lr_path = lr_by_stem.get(hr_path.stem)
-                if lr_path is None:
-                    raise FileNotFoundError(f"{hr_path}: no LR image with stem {hr_path.stem!r} in {lr_dirs[i]}")
-                lr = decode_image(lr_path)
-                want = (hr.shape[0] // scale, hr.shape[1] // scale)
-                if lr.shape[:2] != want:
-                    raise ImageReadError(
-                        f"{lr_path}: LR is {lr.shape[0]}x{lr.shape[1]} but HR {hr_path.name} at x{scale} needs {want[0]}x{want[1]}"
-                    )
-                if lr.dtype != hr.dtype:
-                    levels = 65535.0 if hr.dtype == np.uint16 else 255.0
-                    lr = np.floor(to_tensor(lr).permute(1, 2, 0).numpy() * levels + 0.5).astype(hr.dtype)
+            hr, lr = load_pair(hr_path, scale, lr_by_stem, lr_dir, min_hr_size)
             pairs.append(ImagePair(f"{Path(hr_dir).name}/{hr_path.stem}", hr, lr))
     return pairs
 
 
 def augment_pair(hr: np.ndarray, lr: np.ndarray, hflip: bool, vflip: bool, transpose: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The same flips / transpose on an ``H×W×C`` HR and LR pair (views)."""
-    if hflip:
-        hr, lr = hr[:, ::-1], lr[:, ::-1]
-    if vflip:
-        hr, lr = hr[::-1], lr[::-1]
-    if transpose:
-        hr, lr = hr.transpose(1, 0, 2), lr.transpose(1, 0, 2)
-    return hr, lr
+    """The same flips / transpose on an ``H×W×C`` HR and LR pair (:func:`ranksrgan.ops.filters.apply_flips`)."""
+    flips = (hflip, vflip, transpose)
+    return apply_flips(hr, flips), apply_flips(lr, flips)

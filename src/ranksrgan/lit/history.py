@@ -113,7 +113,7 @@ def format_curves(
     Args:
         histories: ``{recipe name: entries}`` (:func:`load_history`), in column order.
         metrics: logged names to print (``val/<id>``; the polarity comes from
-            :data:`ranksrgan.evaluation.METRICS` when ``<id>`` is there).
+            :data:`ranksrgan.metrics.registry.METRICS` when ``<id>`` is there).
         digits: decimals.
 
     Returns:
@@ -121,7 +121,7 @@ def format_curves(
         ``·`` where a recipe has no value), a column per recipe, then a ``best`` row (the best
         value over the steps, by the metric's polarity) and a ``last`` row.
     """
-    from ranksrgan.evaluation import METRICS
+    from ranksrgan.metrics.registry import METRICS
 
     names = list(histories)
     blocks = []

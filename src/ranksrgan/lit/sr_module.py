@@ -5,8 +5,8 @@ discriminator and its optimiser). One training batch is one ITERATION = one gene
 (plus one discriminator update when the GAN loss is on). ``iteration`` counts them; the LR
 schedule (halve at the milestones) is stepped once per iteration, and the pipeline sets Lightning's
 ``max_steps`` to ``iterations * optimizer_steps_per_iteration`` because Lightning counts every
-optimiser step. Validation computes PSNR/SSIM on Y with the border cropped by the scale and
-NIQE in the PIRM convention (Y, crop = scale): the curves of the paper's Figs. 5, 12, 15 and 22.
+optimiser step. Validation computes PSNR, SSIM and NIQE in the registry's ``PIRM`` convention
+(:mod:`ranksrgan.metrics.registry`): the curves of the paper's Figs. 5, 12, 15 and 22.
 
 Diagnostics for tuning the loss weights (logged like every other curve, so they reach W&B / CSV):
 
@@ -45,8 +45,7 @@ from ranksrgan.losses import (
     pixel_loss,
 )
 from ranksrgan.metrics.base import PerImageMean
-from ranksrgan.metrics.fidelity import PSNRY, SSIMY
-from ranksrgan.metrics.niqe import NIQE
+from ranksrgan.metrics.registry import METRICS, PIRM
 from ranksrgan.nets import VGGFeatureExtractor, build_net, net_spec
 from ranksrgan.ops.resize import imresize
 
@@ -197,12 +196,7 @@ class SRModule(pl.LightningModule):
         if grad_norm_interval < 0:
             raise ValueError(f"grad_norm_interval must be >= 0 (0 = off), got {grad_norm_interval}")
         self.val_metrics = nn.ModuleDict(
-            {
-                "psnr": PSNRY(crop_border=scale),
-                "ssim": SSIMY(crop_border=scale),
-                "niqe": NIQE(color="y", crop_border=scale),
-                "chroma": ChromaRatio(),
-            }
+            {**{name: METRICS[name].make(PIRM, scale) for name in ("psnr", "ssim", "niqe")}, "chroma": ChromaRatio()}
         )
         # one mean score per Ranker (index-keyed: Ranker names may hold characters a module name cannot)
         self.val_ranker_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])

@@ -16,24 +16,48 @@ LPIPS and DISTS read weights files from the torch hub cache (downloaded on first
 the files named by ``RANKSRGAN_LPIPS_WEIGHTS`` / ``RANKSRGAN_DISTS_WEIGHTS`` and
 ``RANKSRGAN_VGG16_WEIGHTS`` (see :mod:`ranksrgan.metrics.perceptual`).
 
+Identity, polarity, inputs and the ``PIRM`` / ``LIVE`` conventions of every metric:
+:mod:`ranksrgan.metrics.registry` (the scoring tools go through it).
+
+The names are imported on first use, so ``import ranksrgan.metrics.registry`` does not import torch.
+
 Note: ``ranksrgan.metrics.ma`` / ``.niqe`` here are the functions; import the modules with
 ``from ranksrgan.metrics.ma import load_ma_model`` and the like.
 """
 
-from ranksrgan.metrics.fidelity import PSNRY, SSIMY, psnr_y, ssim_y
-from ranksrgan.metrics.ma import PI, Ma, MaModel, convert_ma_model, load_ma_model, ma, ma_features, pi
-from ranksrgan.metrics.niqe import NIQE, niqe
-from ranksrgan.metrics.perceptual import DISTSLoss, LPIPSLoss, dists, lpips, perceptual_metric_loss
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+from ranksrgan._lazy import lazy_attributes
+
+# public name -> module that defines it
+_LAZY = {
+    **dict.fromkeys(("PSNRY", "SSIMY", "psnr_y", "ssim_y", "rmse_y"), "ranksrgan.metrics.fidelity"),
+    **dict.fromkeys(
+        ("PI", "Ma", "MaModel", "convert_ma_model", "load_ma_model", "ma", "ma_features", "pi"), "ranksrgan.metrics.ma"
+    ),
+    **dict.fromkeys(("NIQE", "niqe"), "ranksrgan.metrics.niqe"),
+    **dict.fromkeys(("DISTSLoss", "LPIPSLoss", "dists", "lpips", "perceptual_metric_loss"), "ranksrgan.metrics.perceptual"),
+    **dict.fromkeys(("LIVE", "METRICS", "PIRM", "MetricInfo", "Convention"), "ranksrgan.metrics.registry"),
+}
 
 __all__ = [
+    "Convention",
     "DISTSLoss",
+    "LIVE",
     "LPIPSLoss",
-    "NIQE",
-    "PI",
-    "PSNRY",
-    "SSIMY",
+    "METRICS",
     "Ma",
     "MaModel",
+    "MetricInfo",
+    "NIQE",
+    "PI",
+    "PIRM",
+    "PSNRY",
+    "SSIMY",
     "convert_ma_model",
     "dists",
     "load_ma_model",
@@ -44,5 +68,29 @@ __all__ = [
     "perceptual_metric_loss",
     "pi",
     "psnr_y",
+    "rmse_y",
     "ssim_y",
 ]
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from ranksrgan.metrics.fidelity import PSNRY, SSIMY, psnr_y, rmse_y, ssim_y
+    from ranksrgan.metrics.ma import PI, Ma, MaModel, convert_ma_model, load_ma_model, ma, ma_features, pi
+    from ranksrgan.metrics.niqe import NIQE, niqe
+    from ranksrgan.metrics.perceptual import DISTSLoss, LPIPSLoss, dists, lpips, perceptual_metric_loss
+    from ranksrgan.metrics.registry import LIVE, METRICS, PIRM, Convention, MetricInfo
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``ranksrgan.metrics.ma`` / ``.niqe`` the functions after their modules are imported
+    (the import system binds a submodule to its package's attribute of the same name)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,6 +1,10 @@
-"""``python -m ranksrgan.metrics``: the ``ranksrgan-score`` command."""
+"""``python -m ranksrgan.metrics``: runs the ``ranksrgan-score`` command (:mod:`ranksrgan.cli.score`).
 
-from ranksrgan.cli.score import main
+The command is looked up by name at run time, so the metrics package itself imports nothing from
+the command-line layer above it.
+"""
+
+import runpy
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    runpy.run_module("ranksrgan.cli.score", run_name="__main__")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ranksrgan.metrics.base import PerImageMean
+from ranksrgan.metrics.registry import METRICS
 from ranksrgan.ops.color import quantize_uint8, rgb_to_y
 
 
@@ -49,10 +50,28 @@ def _prepare(
 
 
 def psnr_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize: bool = True) -> torch.Tensor:
-    """PSNR in dB on Y. ``sr``, ``hr``: ``(B,)3×H×W`` in [0, 1]. Returns a B-vector (inf where equal)."""
+    """PSNR in dB on Y. ``sr``, ``hr``: ``(B,)3×H×W`` in [0, 1]. Returns a B-vector (inf where equal).
+
+    >>> hr = torch.zeros(2, 3, 16, 16)
+    >>> psnr_y(hr + 10 / 255, hr, crop_border=4)  # 20·log10(255 / (219/255 · 10))
+    tensor([29.4527, 29.4527], dtype=torch.float64)
+    """
     y1, y2 = _prepare_y(sr, hr, crop_border, quantize)
     mse = (y1 - y2).pow(2).mean(dim=(1, 2, 3))
     return 10.0 * torch.log10(1.0 / mse)
+
+
+def rmse_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize: bool = True) -> torch.Tensor:
+    """RMSE on Y, 0-255 scale: ``255·10^(-PSNR_Y/20)`` (0 where equal). Lower is better.
+
+    A grey offset of 10 levels is ``219/255 * 10`` levels of Y:
+
+    >>> import torch
+    >>> hr = torch.zeros(1, 3, 8, 8)
+    >>> rmse_y(hr + 10 / 255, hr)
+    tensor([8.5882], dtype=torch.float64)
+    """
+    return 255.0 * torch.pow(10.0, -psnr_y(sr, hr, crop_border=crop_border, quantize=quantize).double() / 20.0)
 
 
 def psnr_rgb(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize: bool = True) -> torch.Tensor:
@@ -125,6 +144,12 @@ def ssim_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize: b
 
     Our conventions (8-bit rounding, MATLAB Y, border crop, float64) are applied here; the SSIM
     arithmetic is ``piq.ssim`` with Wang et al.'s constants and no downsampling.
+
+    >>> x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    >>> ssim_y(x, x, crop_border=4)
+    tensor([1., 1.], dtype=torch.float64)
+    >>> bool(ssim_y(x.flip(-1), x)[0] < 0.5)
+    True
     """
     import piq
 
@@ -148,7 +173,7 @@ def ssim_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize: b
 class PSNRY(PerImageMean):
     """Mean :func:`psnr_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
 
-    higher_is_better = True
+    higher_is_better = METRICS["psnr"].higher_is_better
 
     def __init__(self, crop_border: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -161,7 +186,7 @@ class PSNRY(PerImageMean):
 class SSIMY(PerImageMean):
     """Mean :func:`ssim_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
 
-    higher_is_better = True
+    higher_is_better = METRICS["ssim"].higher_is_better
 
     def __init__(self, crop_border: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -69,10 +68,13 @@ import torch
 import torch.nn.functional as F
 from scipy.special import gamma as _gamma_fn
 
+from ranksrgan.io import atomic_path
 from ranksrgan.metrics._forest import RF_FIELDS, RegressionForest
 from ranksrgan.metrics._steerable import build_sf_pyramid, max_height
 from ranksrgan.metrics.base import PerImageMean
+from ranksrgan.metrics.registry import METRICS
 from ranksrgan.ops import imresize, quantize_uint8, rgb_to_gray, rgb_to_y
+from ranksrgan.ops.filters import gaussian_taps
 
 __all__ = [
     "MaModel",
@@ -268,8 +270,7 @@ def block_dct_features(im: torch.Tensor) -> torch.Tensor:
 @lru_cache(maxsize=4)
 def _gauss3(device: str) -> torch.Tensor:
     """1-D factor of ``fspecial('gaussian', 3)`` (sigma 0.5); the 2-D kernel is its outer product."""
-    g = torch.exp(-torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64) / (2 * 0.5**2))
-    return (g / g.sum()).to(device)
+    return torch.tensor(gaussian_taps(3, 0.5), dtype=torch.float64, device=device)
 
 
 def _spatial_pyramid(im1: torch.Tensor) -> list[torch.Tensor]:
@@ -299,9 +300,7 @@ def patch_svd_features(im: torch.Tensor) -> torch.Tensor:
 @lru_cache(maxsize=4)
 def _ssim_window(device: str) -> torch.Tensor:
     """1-D factor of ``fspecial('gaussian', 11, 1.5)`` (the 2-D window is its outer product)."""
-    ax = torch.arange(11, dtype=torch.float64) - 5.0
-    g = torch.exp(-(ax**2) / (2 * 1.5**2))
-    return (g / g.sum()).to(device)
+    return torch.tensor(gaussian_taps(11, 1.5), dtype=torch.float64, device=device)
 
 
 def _filter_valid(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -655,16 +654,10 @@ def convert_ma_model(mat_path: str | os.PathLike, npz_path: str | os.PathLike) -
         out[f"rf{i}_ntree"] = np.array([ntree], dtype=np.int64)
         if "coef" in a:
             out[f"rf{i}_coef"] = np.asarray(a["coef"], dtype=np.float64).reshape(-1)
-    npz_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ma_model.", suffix=".npz.tmp", dir=npz_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(npz_path) as tmp:
+        with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **out)
-        _build(*_read_npz(Path(tmp)), str(npz_path))
-        os.replace(tmp, npz_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _build(*_read_npz(tmp), str(npz_path))  # validate the written file before it replaces any
     return npz_path
 
 
@@ -745,7 +738,7 @@ class Ma(PerImageMean):
     ``update(x)`` takes ``(B, 3|1, H, W)`` in [0, 1].
     """
 
-    higher_is_better = True
+    higher_is_better = METRICS["ma"].higher_is_better
 
     def __init__(
         self,
@@ -772,7 +765,7 @@ class PI(PerImageMean):
         crop_border: pixels shaved per side (PIRM default 4).
     """
 
-    higher_is_better = False
+    higher_is_better = METRICS["pi"].higher_is_better
 
     def __init__(
         self,

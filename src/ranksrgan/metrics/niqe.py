@@ -55,7 +55,9 @@ import numpy as np
 import torch
 
 from ranksrgan.metrics.base import PerImageMean
+from ranksrgan.metrics.registry import METRICS
 from ranksrgan.ops.color import GRAY_COEFFS, Y_COEFFS, Y_OFFSET
+from ranksrgan.ops.filters import gaussian_taps
 from ranksrgan.ops.resize import imresize
 from ranksrgan.ops.scratch import ScratchArrays
 
@@ -114,15 +116,8 @@ def _gamma_table(device: torch.device) -> tuple[torch.Tensor, ...]:
 
 
 def _gaussian_1d(size: int = 7, sigma: float = 7.0 / 6.0) -> np.ndarray:
-    """Normalised 1-D Gaussian taps; ``outer(g, g)`` is MATLAB ``fspecial('gaussian', size, sigma)``.
-
-    Computed with ``math.exp`` and the correctly rounded ``math.fsum`` so that the taps are the
-    same on every platform (flat image regions are sensitive to their last bit; see module doc).
-    """
-    r = (size - 1) / 2
-    g = [math.exp(-((k - r) ** 2) / (2.0 * sigma * sigma)) for k in range(size)]
-    total = math.fsum(g)
-    return np.array([v / total for v in g])
+    """MATLAB ``fspecial('gaussian', 7, 7/6)`` of ``computequality``, as 1-D taps (:func:`gaussian_taps`)."""
+    return np.array(gaussian_taps(size, sigma))
 
 
 @lru_cache(maxsize=8)
@@ -463,6 +458,14 @@ def niqe(
     Raises:
         ValueError: wrong shape, color or sizes; NaN/Inf input; values outside [0, 1]
             (e.g. a 0-255 image); fewer than two blocks after cropping.
+
+    Example: in the ``PIRM`` convention (:mod:`ranksrgan.metrics.registry`) at x4, i.e.
+    ``color="y", crop_border=4``; white noise is far from natural:
+
+    >>> x = torch.rand(2, 3, 104, 200, generator=torch.Generator().manual_seed(0))
+    >>> scores = niqe(x, color="y", crop_border=4)
+    >>> scores.shape, scores.dtype, bool((scores > 10).all())
+    (torch.Size([2]), torch.float64, True)
     """
     unbatched = x.dim() == 3
     x = _check_input(x, color, crop_border, block_size)
@@ -514,7 +517,7 @@ class NIQE(PerImageMean):
     mean. A NaN score (constant image) makes the mean NaN.
     """
 
-    higher_is_better = False
+    higher_is_better = METRICS["niqe"].higher_is_better
     full_state_update = False
 
     def __init__(self, color: str = "y", crop_border: int = 0, **kwargs) -> None:

@@ -168,6 +168,15 @@ def imresize(
     Returns:
         the resized tensor, same leading dims and dtype. Values are not clamped or rounded:
         round with :func:`ranksrgan.ops.quantize_uint8` where MATLAB would return uint8.
+
+    >>> x = torch.rand(2, 3, 16, 12, dtype=torch.float64)
+    >>> imresize(x, 1 / 4).shape, imresize(x, size=(5, 7)).shape
+    (torch.Size([2, 3, 4, 3]), torch.Size([2, 3, 5, 7]))
+    >>> imresize(torch.ones(1, 8, 8), 0.5)  # a constant stays constant
+    tensor([[[1., 1., 1., 1.],
+             [1., 1., 1., 1.],
+             [1., 1., 1., 1.],
+             [1., 1., 1., 1.]]])
     """
     if not torch.is_floating_point(x):
         raise TypeError(f"imresize expects a float tensor, got {x.dtype}")

@@ -48,7 +48,8 @@ import numpy as np
 import torch
 
 from ranksrgan.data.pairs import make_lr
-from ranksrgan.io import decode_image, list_images, to_tensor
+from ranksrgan.io import decode_image, list_images, to_array, to_tensor
+from ranksrgan.ops.filters import apply_flips, random_flips
 from ranksrgan.ops.resize import imresize
 
 __all__ = [
@@ -107,23 +108,6 @@ def grid_positions(h: int, w: int, patch: int, stride: int) -> list[tuple[int, i
     return [(y, x) for y in range(0, h - patch + 1, stride) for x in range(0, w - patch + 1, stride)]
 
 
-def random_flips() -> tuple[bool, bool, bool]:
-    """Horizontal flip, vertical flip, transpose: 50 % each (torch global RNG, as in ``paired``)."""
-    f = torch.rand(3) < 0.5
-    return bool(f[0]), bool(f[1]), bool(f[2])
-
-
-def apply_flips(x: torch.Tensor, flips: tuple[bool, bool, bool]) -> torch.Tensor:
-    """Apply ``(hflip, vflip, transpose)`` to the last two dims of ``x`` (``...×H×W``)."""
-    if flips[0]:
-        x = x.flip(-1)
-    if flips[1]:
-        x = x.flip(-2)
-    if flips[2]:
-        x = x.transpose(-1, -2)
-    return x.contiguous()
-
-
 def sample_level_pair(num_levels: int) -> tuple[int, int]:
     """Two different levels, the unordered pair uniform over all ``L(L-1)/2`` pairs, order random."""
     pairs = list(itertools.combinations(range(num_levels), 2))
@@ -157,9 +141,8 @@ def bicubic_upscale(hr: np.ndarray, scale: int) -> np.ndarray:
     """
     h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
     lr = make_lr(np.ascontiguousarray(hr[:h, :w]), scale)
-    levels = 65535.0 if hr.dtype == np.uint16 else 255.0
     up = imresize(to_tensor(lr).double(), float(scale)).clamp(0, 1)
-    return np.ascontiguousarray(torch.floor(up * levels + 0.5).permute(1, 2, 0).numpy().astype(hr.dtype))
+    return to_array(up, hr.dtype)
 
 
 def check_levels(values: Sequence[float], name: str) -> list[float]:
@@ -173,7 +156,7 @@ def check_levels(values: Sequence[float], name: str) -> list[float]:
 
 
 def _window_sharpness(img: np.ndarray, windows: Sequence[tuple[int, int]], patch: int) -> np.ndarray:
-    from ranksrgan.data.rank.labels import sharpness
+    from ranksrgan.data.rank.patch_scores import sharpness
 
     x = torch.stack([to_tensor(np.ascontiguousarray(img[y : y + patch, x_ : x_ + patch])) for y, x_ in windows])
     return sharpness(x).numpy()
@@ -183,7 +166,7 @@ def random_window(img: np.ndarray, patch: int, min_sharpness: float = 0.0, tries
     """Uniform top-left corner of a ``patch`` window in the ``H×W×3`` image (torch global RNG).
 
     With ``min_sharpness > 0`` up to ``tries`` windows are drawn and the first whose sharpness
-    (:func:`ranksrgan.data.rank.labels.sharpness`) reaches it is returned, else the sharpest.
+    (:func:`ranksrgan.data.rank.patch_scores.sharpness`) reaches it is returned, else the sharpest.
     """
     h, w = img.shape[:2]
 

@@ -43,9 +43,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ranksrgan.data.rank import check_levels, pair_item, random_flips, random_window, sample_level_pair
+from ranksrgan.data.rank import apply_flips, check_levels, pair_item, random_flips, random_window, sample_level_pair
 from ranksrgan.data.rank.distortion import _MAX_SEED, HRRankDataModule, HRWindowDataset
-from ranksrgan.io import to_tensor
+from ranksrgan.io import convert_depth, to_tensor
 
 __all__ = ["Degradation", "DegradationPairDataset", "DegradationTupleDataset", "AlbumentationsRankDataModule"]
 
@@ -79,20 +79,7 @@ def _plain(value: Any) -> Any:
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    return np.clip(np.floor(arr.astype(np.float64) / 257.0 + 0.5), 0, 255).astype(np.uint8)
-
-
-def _flip_array(arr: np.ndarray, flips: tuple[bool, bool, bool]) -> np.ndarray:
-    """:func:`ranksrgan.data.rank.apply_flips` for an ``H×W×C`` array."""
-    if flips[0]:
-        arr = arr[:, ::-1]
-    if flips[1]:
-        arr = arr[::-1]
-    if flips[2]:
-        arr = arr.transpose(1, 0, 2)
-    return np.ascontiguousarray(arr)
+    return convert_depth(arr, np.uint8)
 
 
 class Degradation:
@@ -197,7 +184,7 @@ class DegradationPairDataset(Dataset):
         y, x = random_window(img, p, self.min_sharpness)
         hr = _to_uint8(img[y : y + p, x : x + p])
         if self.augment:
-            hr = _flip_array(hr, random_flips())
+            hr = apply_flips(hr, random_flips())
         k1, k2 = sample_level_pair(len(self.degradation))
         seed = int(torch.randint(_MAX_SEED, ()))
         d = self.degradation

@@ -267,7 +267,7 @@ class DistortionRankDataModule(HRRankDataModule):
         patches_per_epoch: training items per epoch (steps are what count: ``max_steps``).
         val_windows_per_image: at most this many validation windows per image.
         min_sharpness: training and validation windows whose clean HR patch is flatter than this
-            (mean Y gradient magnitude, 0-255; :func:`ranksrgan.data.rank.labels.sharpness`) are
+            (mean Y gradient magnitude, 0-255; :func:`ranksrgan.data.rank.patch_scores.sharpness`) are
             avoided: flat sky or walls look the same at every blur / noise level. 0: no filter.
         augment: random flips / transpose.
         seed: seed of the validation windows and noise.

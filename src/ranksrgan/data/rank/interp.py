@@ -42,15 +42,15 @@ from ranksrgan.data.rank import (
     sample_level_pair,
     val_windows,
 )
-from ranksrgan.io import ImageReadError, decode_image, list_images, to_tensor
+from ranksrgan.io import images_by_stem, mod_sizes, read_matched, to_array, to_tensor
 from ranksrgan.ops.color import quantize_uint8
+from ranksrgan.tiling import resolve_device
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_LAMBDAS", "interpolate", "make_sr_images", "InterpPairDataset", "InterpTupleDataset", "InterpRankDataModule"]
 
 DEFAULT_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-_CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
 
 
 def interpolate(sr: torch.Tensor, hr: torch.Tensor, lam: float | torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ def _generator_sr(generator: torch.nn.Module, hr: np.ndarray, scale: int, device
     out = quantize_uint8(generator(lr).float().clamp(0, 1))[0]
     if tuple(out.shape[-2:]) != (h, w):
         raise ValueError(f"generator output is {out.shape[-2]}x{out.shape[-1]} for a {h}x{w} HR at x{scale}: wrong scale?")
-    return np.ascontiguousarray(torch.round(out * 255).byte().permute(1, 2, 0).cpu().numpy())
+    return to_array(out)
 
 
 def make_sr_images(
@@ -77,7 +77,7 @@ def make_sr_images(
     Raises FileNotFoundError for a missing source or SR file, ImageReadError naming the file for
     an SR image whose size is neither the HR's nor the HR's mod-cropped to ``scale``.
     """
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     out = []
     if sr == "bicubic":
         for img in images:
@@ -86,9 +86,10 @@ def make_sr_images(
         return out
     path = Path(sr)
     if path.is_file():
-        if path.suffix.lower() not in _CHECKPOINT_SUFFIXES:
-            raise ValueError(f"sr {path}: a file must be a generator checkpoint ({', '.join(_CHECKPOINT_SUFFIXES)})")
-        from ranksrgan.checkpoints import load_generator
+        from ranksrgan.checkpoints import CHECKPOINT_SUFFIXES, is_checkpoint_path, load_generator
+
+        if not is_checkpoint_path(path.name):
+            raise ValueError(f"sr {path}: a file must be a generator checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})")
 
         generator = load_generator(path).to(device).eval()
         for img in images:
@@ -97,22 +98,19 @@ def make_sr_images(
         return out
     if not path.is_dir():
         raise FileNotFoundError(f"sr {sr!r}: not 'bicubic', a generator checkpoint file or a folder of SR images")
-    by_stem = {p.stem: p for p in list_images(path)}
+    by_stem = images_by_stem(path)
     for img in images:
-        sr_path = by_stem.get(img.path.stem)
-        if sr_path is None:
-            raise FileNotFoundError(f"{img.path}: no SR image with stem {img.path.stem!r} in {path}")
-        up = decode_image(sr_path)
         h, w = img.array.shape[:2]
         mh, mw = h - h % scale, w - w % scale
-        if up.shape[:2] not in ((h, w), (mh, mw)):
-            raise ImageReadError(
-                f"{sr_path}: SR image is {up.shape[0]}x{up.shape[1]} but HR {img.path} is {h}x{w} "
-                f"(expected {h}x{w} or {mh}x{mw} at x{scale})"
-            )
-        if up.dtype != img.array.dtype:
-            levels = 65535.0 if img.array.dtype == np.uint16 else 255.0
-            up = np.floor(to_tensor(up).permute(1, 2, 0).numpy() * levels + 0.5).astype(img.array.dtype)
+        up = read_matched(
+            by_stem,
+            img.path.stem,
+            mod_sizes(h, w, scale),
+            f"{img.path}: no SR image with stem {img.path.stem!r} in {path}",
+            "SR image",
+            f"HR {img.path} is {h}x{w} (expected {h}x{w} or {mh}x{mw} at x{scale})",
+            img.array.dtype,
+        )
         out.append((np.ascontiguousarray(img.array[: up.shape[0], : up.shape[1]]), up))
     return out
 

@@ -17,14 +17,8 @@ drops a torn last line, skips every key already there and appends the rest; at t
 are de-duplicated, sorted and written atomically to ``<out>`` (temporary file + ``os.replace``),
 and the part file is removed. A part file written with other settings is refused (not mixed).
 
-Sharpness of a patch: the mean gradient magnitude of its MATLAB Y channel on the 0-255 scale,
-``mean(sqrt(dx² + dy²))`` with forward differences (``dx = Y[:, 1:] - Y[:, :-1]`` cut to the
-common ``(p-1)×(p-1)`` area). Flat sky is ~0-1, textured regions are ~5-30.
-
-Metric polarity: every label value is oriented so that HIGHER = WORSE. ``niqe``, ``pi`` and
-``rmse`` (Y channel, 0-255 scale, ``crop_border`` shaved) are used as they are; ``ma`` (higher =
-better) enters as ``10 - Ma``. A metric spec is a name (``"niqe"``) or a weighted sum
-(``{"niqe": 1.0, "rmse": 0.4}`` = NIQE + 0.4·RMSE; PI = ``{"niqe": 0.5, "ma": 0.5}``).
+The values in the rows (sharpness, the metrics, how they combine into one label):
+:mod:`ranksrgan.data.rank.patch_scores`.
 """
 
 from __future__ import annotations
@@ -32,25 +26,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ranksrgan.io import atomic_write_bytes
-from ranksrgan.ops.color import quantize_uint8, rgb_to_y
 
 __all__ = [
     "LABEL_FORMAT",
     "BASE_COLUMNS",
-    "METRICS",
-    "sharpness",
-    "compute_metric",
-    "parse_metric_spec",
-    "combine_metrics",
     "LabelTable",
     "read_labels",
     "write_labels",
@@ -60,74 +46,8 @@ __all__ = [
 
 LABEL_FORMAT = "ranksrgan-rankset/1"
 BASE_COLUMNS = ("image", "y", "x", "method", "sharpness", "rmse")
-#: metrics that can be computed while labelling (rmse and sharpness are always computed)
-METRICS = ("niqe", "ma", "pi")
-_HIGHER_IS_WORSE = {"niqe": True, "pi": True, "rmse": True, "ma": False}
 
 Key = tuple[str, int, int, str]
-
-
-# ----------------------------------------------------------------------------- per-patch values
-
-
-def sharpness(x: torch.Tensor) -> torch.Tensor:
-    """Mean gradient magnitude of the MATLAB Y channel (0-255): ``B×3×H×W`` [0, 1] -> ``B`` float64."""
-    y = rgb_to_y(quantize_uint8(x.double()))[:, 0] * 255.0
-    dx = y[:, :-1, 1:] - y[:, :-1, :-1]
-    dy = y[:, 1:, :-1] - y[:, :-1, :-1]
-    return torch.sqrt(dx * dx + dy * dy).mean(dim=(1, 2))
-
-
-def rmse_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int) -> torch.Tensor:
-    """RMSE on the Y channel, 0-255 scale, border shaved: ``255·10^(-PSNR_Y/20)`` (0 where equal)."""
-    from ranksrgan.metrics.fidelity import psnr_y
-
-    return 255.0 * torch.pow(10.0, -psnr_y(sr, hr, crop_border=crop_border).double() / 20.0)
-
-
-def compute_metric(name: str, x: torch.Tensor, crop_border: int) -> torch.Tensor:
-    """No-reference metric ``name`` (one of :data:`METRICS`) of ``B×3×p×p`` patches in [0, 1] -> ``B``.
-
-    NIQE is computed on Y with ``crop_border`` shaved (the RankSRGAN labelling: 4 px, 96×96
-    blocks); Ma and PI come from :mod:`ranksrgan.metrics.ma`.
-    """
-    from ranksrgan.metrics import ma, niqe, pi
-
-    if name == "niqe":
-        return niqe(x, color="y", crop_border=crop_border)
-    if name in ("ma", "pi"):  # PIRM2018 toolbox convention: MATLAB Y, border shaved
-        return (ma if name == "ma" else pi)(x, color="y", crop_border=crop_border)
-    raise ValueError(f"unknown labelling metric {name!r}; choose from {METRICS}")
-
-
-def parse_metric_spec(spec: str | Mapping[str, float]) -> dict[str, float]:
-    """``"niqe"`` -> ``{"niqe": 1.0}``; ``{"niqe": 1, "rmse": 0.4}`` -> floats. Validates names/weights."""
-    if isinstance(spec, str):
-        spec = {spec: 1.0}
-    if not isinstance(spec, Mapping) or not spec:
-        raise ValueError(f"metric: expected a name or a non-empty {{name: weight}} mapping, got {spec!r}")
-    out = {}
-    for name, weight in spec.items():
-        if name not in _HIGHER_IS_WORSE:
-            raise ValueError(f"metric: unknown metric {name!r}; choose from {sorted(_HIGHER_IS_WORSE)}")
-        weight = float(weight)
-        if not math.isfinite(weight) or weight == 0:
-            raise ValueError(f"metric: weight of {name!r} must be a finite non-zero number, got {weight}")
-        out[str(name)] = weight
-    return out
-
-
-def combine_metrics(columns: Mapping[str, np.ndarray], spec: str | Mapping[str, float]) -> np.ndarray:
-    """Weighted sum of oriented metric columns (higher = worse); ``ma`` enters as ``10 - Ma``."""
-    weights = parse_metric_spec(spec)
-    total = None
-    for name, weight in weights.items():
-        if name not in columns:
-            raise ValueError(f"metric {name!r} is not in the label file (it has: {', '.join(sorted(columns))})")
-        col = np.asarray(columns[name], dtype=np.float64)
-        term = weight * (col if _HIGHER_IS_WORSE[name] else 10.0 - col)
-        total = term if total is None else total + term
-    return total
 
 
 # ----------------------------------------------------------------------------- table and file I/O

@@ -45,19 +45,11 @@ from tqdm import tqdm
 
 from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.rank import apply_flips, bicubic_upscale, grid_positions, pair_item, random_flips, sample_level_pair
-from ranksrgan.data.rank.labels import (
-    LABEL_FORMAT,
-    METRICS,
-    LabelTable,
-    PartWriter,
-    combine_metrics,
-    compute_metric,
-    parse_metric_spec,
-    read_labels,
-    rmse_y,
-    sharpness,
-)
-from ranksrgan.io import ImageReadError, decode_image, list_images, to_tensor
+from ranksrgan.data.rank.labels import LABEL_FORMAT, LabelTable, PartWriter, read_labels
+from ranksrgan.data.rank.patch_scores import LABEL_METRICS, combine_metrics, label_metrics, parse_metric_spec
+from ranksrgan.io import ImageReadError, decode_image, images_by_stem, list_images, mod_sizes, read_matched, to_tensor
+from ranksrgan.metrics.registry import PIRM
+from ranksrgan.tiling import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +92,7 @@ def check_sources(hr: str | os.PathLike, sr: Mapping[str, str]) -> tuple[list[Pa
     for name, source in sr.items():
         if str(source) in SPECIAL_SOURCES:
             continue
-        files = {p.stem: p for p in list_images(source)}
+        files = images_by_stem(source)
         missing = sorted(set(stems) - set(files))
         extra = sorted(set(files) - set(stems))
         if missing or extra:
@@ -140,16 +132,15 @@ def load_levels(
         elif source == "bicubic":
             arrays.append(bicubic_upscale(hr, scale))
         else:
-            path = files[name][hr_path.stem]
-            img = decode_image(path)
-            if img.shape[:2] not in ((h, w), (mh, mw)):
-                raise ImageReadError(
-                    f"{path}: SR image is {img.shape[0]}x{img.shape[1]} but HR {hr_path} is {h}x{w} "
-                    f"(expected {h}x{w} or {mh}x{mw} at x{scale})"
-                )
-            if img.dtype != hr.dtype:
-                levels = 65535.0 if hr.dtype == np.uint16 else 255.0
-                img = np.floor(to_tensor(img).permute(1, 2, 0).numpy() * levels + 0.5).astype(hr.dtype)
+            img = read_matched(
+                files[name],
+                hr_path.stem,
+                mod_sizes(h, w, scale),
+                f"{hr_path}: no SR image with stem {hr_path.stem!r} (method {name})",
+                "SR image",
+                f"HR {hr_path} is {h}x{w} (expected {h}x{w} or {mh}x{mw} at x{scale})",
+                hr.dtype,
+            )
             arrays.append(img)
     ch = min(a.shape[0] for a in arrays)
     cw = min(a.shape[1] for a in arrays)
@@ -167,10 +158,6 @@ def _normalise_sources(sr: Mapping[str, str]) -> dict[str, str]:
 # ----------------------------------------------------------------------------- building labels
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def build_sr_labels(
     hr: str | os.PathLike,
     sr: Mapping[str, str],
@@ -178,7 +165,7 @@ def build_sr_labels(
     metrics: Sequence[str] = ("niqe",),
     patch_size: int = 296,
     stride: int = 200,
-    crop_border: int = 4,
+    crop_border: int | None = None,
     scale: int = 4,
     batch_size: int = 16,
     device: str | torch.device | None = None,
@@ -194,7 +181,8 @@ def build_sr_labels(
         metrics: no-reference metrics to compute (``niqe``, ``ma``, ``pi``); sharpness and RMSE
             are always computed.
         patch_size / stride: the window grid (RankSRGAN: 296 / 200).
-        crop_border: pixels shaved before NIQE / Ma / RMSE (RankSRGAN: 4).
+        crop_border: pixels shaved before NIQE / Ma / RMSE; None: the registry's ``PIRM``
+            convention, ``scale`` (RankSRGAN: 4).
         scale: SR factor (HR mod-crop and the ``bicubic`` source).
         batch_size: patches scored per batch; every batch is one durable chunk of rows.
         device: where metrics run (default: CUDA when available, else CPU).
@@ -210,9 +198,13 @@ def build_sr_labels(
     as is; with other settings a ValueError asks for another path.
     """
     metrics = list(dict.fromkeys(metrics))
+    if crop_border is None:
+        crop_border = PIRM.crop_border(scale)
     for m in metrics:
-        if m not in METRICS:
-            raise ValueError(f"metrics: unknown metric {m!r}; choose from {METRICS} (rmse and sharpness are always computed)")
+        if m not in LABEL_METRICS:
+            raise ValueError(
+                f"metrics: unknown metric {m!r}; choose from {LABEL_METRICS} (rmse and sharpness are always computed)"
+            )
     if patch_size < 32 or stride < 1 or batch_size < 1 or scale < 1 or crop_border < 0:
         raise ValueError(
             f"bad sizes: patch_size={patch_size} (>= 32), stride={stride}, batch_size={batch_size}, "
@@ -237,7 +229,7 @@ def build_sr_labels(
             raise ValueError(f"{out}: exists with other settings; choose another --out or delete it")
         return table
     hr_files, files = check_sources(hr, sources)
-    device = torch.device(device) if device is not None else _default_device()
+    device = resolve_device(device)
     writer = PartWriter(out, meta)
     methods = list(sources)
     skipped_before = len(skipped) if skipped is not None else 0
@@ -269,10 +261,7 @@ def build_sr_labels(
             chunk = todo[start : start + batch_size]
             x = torch.stack([to_tensor(levels[k][y : y + patch_size, x_ : x_ + patch_size]) for y, x_, k in chunk]).to(device)
             ref = torch.stack([to_tensor(hr_img[y : y + patch_size, x_ : x_ + patch_size]) for y, x_, _ in chunk]).to(device)
-            cols = [sharpness(x), rmse_y(x, ref, crop_border)]
-            for m in metrics:
-                cols.append(compute_metric(m, x, crop_border))
-            cols = [c.double().cpu().tolist() for c in cols]
+            cols = [c.tolist() for c in label_metrics(x, ref, metrics, crop_border)]
             writer.append([[stem, y, x_, methods[k]] + [c[i] for c in cols] for i, (y, x_, k) in enumerate(chunk)])
     if skipped is not None and len(skipped) - skipped_before == len(hr_files):
         first, reason = skipped[skipped_before]
@@ -465,7 +454,8 @@ class SRRankDataModule(ImageFolderDataModule):
         metric: label metric, a name (``niqe``, ``ma``, ``pi``, ``rmse``) or ``{name: weight}``.
         label_mode: ``"rank"`` (MR) or ``"method"`` (MC); see :func:`select_locations`.
         patch_size / stride / crop_border / scale / label_batch_size: labelling settings
-            (None: 200 / 4 / 4 when building; when reading a label file, the file's). Given
+            (None: 200 / the scale (``PIRM``) / 4 when building; when reading a label file, the
+            file's). Given
             settings must agree with an existing file's header
             (:func:`build_sr_labels`); ``patch_size`` is also the training patch.
         min_sharpness / min_gap / max_patches_per_image: location filters.
@@ -534,7 +524,7 @@ class SRRankDataModule(ImageFolderDataModule):
                 metrics=metrics,
                 patch_size=self.patch_size,
                 stride=200 if self.stride is None else self.stride,
-                crop_border=4 if self.crop_border is None else self.crop_border,
+                crop_border=self.crop_border,
                 scale=4 if self.scale is None else self.scale,
                 batch_size=self.label_batch_size,
             )

@@ -1,0 +1,78 @@
+"""Scoring, benchmark tables (the paper's Table 3) and the upper bounds of §3.4 (Eq. 10).
+
+The command-line tools (``ranksrgan-score``, ``ranksrgan-evaluate``, ``ranksrgan-upper-bound``)
+are thin wrappers over this module; everything here is usable from Python.
+
+Modules, one job each:
+
+* :mod:`~ranksrgan.evaluation.scoring`: scoring files and batches (:func:`score_images`,
+  :func:`score_batch`, :func:`ranker_score`);
+* :mod:`~ranksrgan.evaluation.csvformat`: the per-image CSV format and text tables;
+* :mod:`~ranksrgan.evaluation.upper_bound`: the Eq. 10 upper bounds;
+* :mod:`~ranksrgan.evaluation.table3`: the paper's Table 3 (:func:`evaluate`);
+* :mod:`~ranksrgan.evaluation.rank100`: Ranker scores per SR method (Rank100, Fig. 20).
+
+Every name is importable from ``ranksrgan.evaluation`` itself. Metric ids, polarity and the
+conventions: :mod:`ranksrgan.metrics.registry`.
+"""
+
+from ranksrgan.evaluation.csvformat import (
+    MEAN_ROW,
+    SKIPPED,
+    format_table,
+    read_per_image_csv,
+    skipped_records,
+    write_csv,
+    write_per_image_csv,
+)
+from ranksrgan.evaluation.rank100 import format_summary, matched_files, ranker_scores
+from ranksrgan.evaluation.scoring import (
+    RANK_PREFIX,
+    load_learned_metrics,
+    metric_spec,
+    ranker_score,
+    score_batch,
+    score_images,
+    warn_nan,
+)
+from ranksrgan.evaluation.table3 import (
+    BenchmarkSet,
+    Evaluation,
+    evaluate,
+    format_comparison,
+    format_markdown,
+    write_evaluation,
+)
+from ranksrgan.evaluation.upper_bound import UpperBound, upper_bounds
+from ranksrgan.metrics.registry import LEARNED_METRICS, METRICS, MetricSpec
+
+__all__ = [
+    "BenchmarkSet",
+    "Evaluation",
+    "LEARNED_METRICS",
+    "MEAN_ROW",
+    "METRICS",
+    "MetricSpec",
+    "RANK_PREFIX",
+    "SKIPPED",
+    "UpperBound",
+    "evaluate",
+    "format_comparison",
+    "format_markdown",
+    "format_summary",
+    "format_table",
+    "load_learned_metrics",
+    "matched_files",
+    "metric_spec",
+    "ranker_score",
+    "ranker_scores",
+    "read_per_image_csv",
+    "score_batch",
+    "score_images",
+    "skipped_records",
+    "upper_bounds",
+    "warn_nan",
+    "write_csv",
+    "write_evaluation",
+    "write_per_image_csv",
+]
