@@ -89,7 +89,11 @@ if [ "$DRY" = 1 ]; then
   step 01_pytest_gpu 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_resize.py tests/test_niqe.py
   step 02_gan_tf32 120 "$PY" benchmarks/bench_gan.py --device cpu --small --steps 1 --warmup 0 --variants srgan rank1 --feeds synthetic
   step 03_gan_bf16_cl 120 "$PY" benchmarks/bench_gan.py --device cpu --small --steps 1 --warmup 0 --variants rank1 --feeds synthetic --precision bf16 --channels-last
-  if [ -n "$REF" ]; then step 04_reference 60 "$PY" -m py_compile "$REF"; fi
+  if [ -n "$REF" ]; then
+    step 04_reference 60 "$PY" -m py_compile "$REF"
+  else
+    echo "04_reference skipped-no-reference-script 0" >> "$LOGS/steps.txt"
+  fi
   step 05_niqe 120 "$PY" benchmarks/bench_niqe.py --device cpu --quick --smallest
   step 06_ranker_labelling 120 "$PY" benchmarks/bench_ranker.py --device cpu --steps 1 --warmup 0 --patch 32 --label-patch 200 --label-stride 1000
   step 07_pipeline 180 $PEAK train.py experiment=smoke trainer=cpu "paths.root=$WORK/runs" \

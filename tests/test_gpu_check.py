@@ -27,12 +27,13 @@ def test_gpu_check_dry_run_passes_and_prints_the_summary(tmp_path):
         by_step.setdefault(cells[0], []).append(cells)
     assert set(by_step) >= {"01_pytest_gpu", "02_gan_tf32", "03_gan_bf16_cl", "05_niqe", "06_ranker_labelling", "07_pipeline"}
     for cells in (c for step in by_step.values() for c in step):
-        assert cells[4] == "ok", cells
+        # the reference step script lives beside the repository; without it the step says so
+        assert cells[4] == "ok" or (cells[0] == "04_reference" and cells[4] == "skipped"), cells
         assert cells[2] not in ("no result", "-") or cells[0] in ("04_reference", "01_pytest_gpu"), cells
     assert any("it/s" in c[2] for c in by_step["02_gan_tf32"])
     assert by_step["07_pipeline"][0][2].startswith("5 stages")
-    steps = (logs / "steps.txt").read_text().split()
-    assert steps[1::3] == ["0"] * (len(steps) // 3)
+    statuses = dict(line.split()[:2] for line in (logs / "steps.txt").read_text().splitlines())
+    assert all(v == "0" for k, v in statuses.items() if k != "04_reference"), statuses
 
 
 def test_gpu_check_refuses_a_gpu_run_without_cuda(tmp_path):
