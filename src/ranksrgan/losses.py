@@ -17,6 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = [
+    "MONOTONIC_FUNCTIONS",
+    "pixel_loss",
+    "PerceptualLoss",
+    "generator_adversarial_loss",
+    "discriminator_loss",
+    "RankContentLoss",
+]
+
 
 def pixel_loss(sr: torch.Tensor, hr: torch.Tensor, criterion: str = "l1") -> torch.Tensor:
     """Mean L1 or MSE between ``sr`` and ``hr`` (any equal shapes)."""

@@ -71,6 +71,27 @@ NO_EFFECT_KEYS = (
     "gan.module.nan_check_interval",
     "gan.module.grad_norm_interval",
 )
+
+__all__ = [
+    "PlanError",
+    "Stage",
+    "Planner",
+    "Decision",
+    "world_size",
+    "is_recipe",
+    "stage_inputs",
+    "check_values",
+    "preflight",
+    "decide",
+    "describe_plan",
+    "is_primary_process",
+    "make_logger",
+    "make_trainer",
+    "run_stage",
+    "run",
+    "summary",
+    "stored_stages",
+]
 #: Config keys whose string values name files or folders a stage reads.
 PATH_KEYS = ("train_hr", "val_hr", "train_lr", "val_lr", "hr", "sr", "labels", "checkpoint", "pretrained")
 #: Values of ``sr`` / ``hr`` entries that name no file.

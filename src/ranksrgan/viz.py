@@ -39,7 +39,7 @@ def runs_root(root: str | os.PathLike | None = None) -> Path:
 def require_stages(kind: str, name: str | None = None, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Records of the finished stages of ``kind`` (``"ranker"`` or ``"generator"``), newest first.
 
-    The records are those of :func:`ranksrgan.pipeline.stored_stages` for ``<runs_root(root)>/store``
+    The records are those of :meth:`ranksrgan.store.StageStore.records` for ``<runs_root(root)>/store``
     (``"checkpoint"``, ``"name"``, ``"key"``, ``"metrics"``, ``"config"``), optionally of one ``name``.
 
     Raises:
@@ -47,12 +47,12 @@ def require_stages(kind: str, name: str | None = None, root: str | os.PathLike |
         FileNotFoundError: no such stage in the store (the message names the store and says how
             to fill it).
     """
-    from ranksrgan.pipeline import stored_stages
+    from ranksrgan.store import StageStore
 
     if kind not in ("ranker", "generator"):
         raise ValueError(f"kind must be 'ranker' or 'generator', got {kind!r}")
     store = runs_root(root) / "store"
-    records = stored_stages(store, kind=kind, name=name) if store.is_dir() else []
+    records = StageStore(store).records(kind, name) if store.is_dir() else []
     if not records:
         what = f"{kind} named {name!r}" if name else kind
         raise FileNotFoundError(

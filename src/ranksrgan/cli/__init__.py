@@ -9,4 +9,6 @@ spinning threads. It has no effect when torch was already imported by the caller
 
 import os
 
+__all__: list[str] = []
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error, split_named
 from ranksrgan.metrics.registry import NO_REFERENCE, PIRM
 
+__all__ = ["main", "build_parser"]
+
 if TYPE_CHECKING:
     from ranksrgan.data.rank.labels import LabelTable
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error, split_named
 from ranksrgan.metrics.registry import METRICS
 
+__all__ = ["main", "build_parser"]
+
 PROG = "ranksrgan-evaluate"
 
 EPILOG = """\

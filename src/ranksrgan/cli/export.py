@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ranksrgan.cli.common import CLIError, CLIParser, run_cli
 
+__all__ = ["main", "build_parser"]
+
 PROG = "ranksrgan-export"
 
 #: file extension -> format used when --format is not given

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, run_cli, split_named
 
+__all__ = ["main", "build_parser"]
+
 PROG = "ranksrgan-rank100"
 
 EPILOG = """\

@@ -13,6 +13,8 @@ from pathlib import Path
 from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error
 from ranksrgan.metrics.registry import CONVENTIONS, METRICS, convention, polarity_table
 
+__all__ = ["main", "build_parser"]
+
 PROG = "ranksrgan-score"
 
 EPILOG = f"""\

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from ranksrgan.cli.common import CLIError, CLIParser, run_cli
 
+__all__ = ["main", "build_parser"]
+
 if TYPE_CHECKING:
     from ranksrgan.store import StageStore
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+__all__ = ["config_dir", "train", "quiet", "main"]
+
 log = logging.getLogger("ranksrgan.train")
 
 

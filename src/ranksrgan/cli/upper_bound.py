@@ -12,6 +12,8 @@ from pathlib import Path
 from ranksrgan.cli.common import CLIError, CLIParser, run_cli
 from ranksrgan.metrics.registry import METRICS
 
+__all__ = ["main", "build_parser"]
+
 PROG = "ranksrgan-upper-bound"
 
 EPILOG = """\

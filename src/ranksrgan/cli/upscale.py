@@ -27,6 +27,8 @@ import numpy as np
 
 from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error
 
+__all__ = ["main", "build_parser"]
+
 PROG = "ranksrgan-upscale"
 
 EPILOG = """\

@@ -7,6 +7,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+__all__ = ["ImageFolderDataModule"]
+
 
 class ImageFolderDataModule(pl.LightningDataModule):
     """Base LightningDataModule.

@@ -26,6 +26,8 @@ TRAIN_IMAGES = (
     "motorcycle_left",
     "motorcycle_right",
 )
+
+__all__ = ["TRAIN_IMAGES", "VAL_IMAGES", "demo_image", "build_demo_dataset"]
 VAL_IMAGES = ("chelsea", "coffee")
 
 

@@ -26,6 +26,8 @@ from ranksrgan.io import (
 from ranksrgan.ops.filters import apply_flips
 from ranksrgan.ops.resize import imresize
 
+__all__ = ["ImagePair", "make_lr", "load_pair", "load_pairs", "augment_pair"]
+
 
 @dataclass
 class ImagePair:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pytorch_lightning.strategies import DDPStrategy
 from torch.nn.parallel import DistributedDataParallel
 
+__all__ = ["GANDDPStrategy"]
+
 
 class GANDDPStrategy(DDPStrategy):
     """``DDPStrategy`` that wraps submodules via ``lightning_module.wrap_for_ddp(wrap)``.

@@ -49,6 +49,8 @@ from ranksrgan.metrics.registry import METRICS, PIRM
 from ranksrgan.nets import VGGFeatureExtractor, build_net, net_spec
 from ranksrgan.ops.resize import imresize
 
+__all__ = ["SRModule", "ChromaRatio", "MeanScore", "chroma_std"]
+
 log = logging.getLogger(__name__)
 
 # Keys of frozen helper networks that are NOT stored in checkpoints (they are rebuilt from the

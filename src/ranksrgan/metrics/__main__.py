@@ -6,5 +6,7 @@ the command-line layer above it.
 
 import runpy
 
+__all__: list[str] = []
+
 if __name__ == "__main__":
     runpy.run_module("ranksrgan.cli.score", run_name="__main__")

@@ -25,6 +25,8 @@ from functools import cached_property
 import numpy as np
 import torch
 
+__all__ = ["RegressionForest"]
+
 #: node-array fields read from a randomforest-matlab regression model
 RF_FIELDS = ("lDau", "rDau", "mbest", "upper", "avnode", "ndtree", "ntree")
 

@@ -30,6 +30,8 @@ from functools import lru_cache
 
 import torch
 
+__all__ = ["pyramid_masks", "max_height", "build_sf_pyramid"]
+
 _RCOS_SAMPLES = 256  # rcosFn table: 259 = 256 + 3 points
 _ANGLE_LUT = 1024  # angular table: pi * (-(2 * 1024 + 1) : 1024 + 1) / 1024
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+__all__ = ["PerImageMean"]
+
 
 class PerImageMean(Metric):
     """Averages per-image scores over all ``update`` calls and all processes.

@@ -22,6 +22,8 @@ from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.registry import METRICS
 from ranksrgan.ops.color import quantize_uint8, rgb_to_y
 
+__all__ = ["psnr_y", "rmse_y", "psnr_rgb", "chroma_ratio", "ciede2000", "ssim_y", "PSNRY", "SSIMY"]
+
 
 def _prepare_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, quantize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return _prepare(sr, hr, crop_border, quantize, to_y=True)
@@ -30,6 +32,7 @@ def _prepare_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, quantize: b
 def _prepare(
     sr: torch.Tensor, hr: torch.Tensor, crop_border: int, quantize: bool, to_y: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
+
     if sr.shape != hr.shape:
         raise ValueError(f"sr and hr shapes differ: {tuple(sr.shape)} vs {tuple(hr.shape)}")
     if sr.dim() == 3:

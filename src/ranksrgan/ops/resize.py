@@ -36,6 +36,8 @@ import torch
 
 from ranksrgan.ops.scratch import ScratchArrays
 
+__all__ = ["imresize", "mod_crop"]
+
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:
     """Keys cubic convolution kernel, a = -0.5 (MATLAB's ``cubic``)."""
