@@ -204,7 +204,7 @@ def test_offline_vgg_weights_stop_the_run_before_the_first_stage(tmp_path, monke
 
         monkeypatch.setattr(models.VGG19_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
         trained = []
-        monkeypatch.setattr(pipeline, "run_stage", lambda *a, **k: trained.append(a))
+        monkeypatch.setattr(pipeline.training, "run_stage", lambda *a, **k: trained.append(a))
         with pytest.raises(pipeline.PlanError, match="could not be downloaded"):
             pipeline.run(cfg, [])
     assert trained == []

@@ -86,7 +86,7 @@ def _with_callback(monkeypatch, callback: pl.Callback) -> None:
         trainer.callbacks.append(callback)
         return trainer
 
-    monkeypatch.setattr(pipeline, "make_trainer", patched)
+    monkeypatch.setattr(pipeline.training, "make_trainer", patched)
 
 
 def test_smoke_run_reuse_false_retrains_from_step_0_and_a_changed_image_retrains(tmp_path, caplog):

@@ -1,0 +1,86 @@
+"""Stage planning and training: which Rankers and generators a run needs, which are already
+trained, and training the rest in order.
+
+A *stage* is one Lightning fit: a Ranker (``ranker=<name>``) or a generator recipe (``gan=<name>``).
+The paper's dependency graph is built from the configs:
+
+* a GAN recipe depends on its Rankers (``gan.rankers``: a Ranker config name or a checkpoint)
+  and on the generator it starts from (``gan.pretrained``: a recipe name or a checkpoint);
+* the interpolation Ranker depends on the generator recipe named by ``datamodule.sr``
+  (``sr: srgan``: SRGAN outputs interpolated with HR, paper Eq. 12);
+* ``compare: [srgan, rankrb, ...]`` adds more recipes to the run (the paper's Fig. 22).
+
+``ranker=blur gan=rankrbri`` therefore plans: blur Ranker, SRResNet, SRGAN, interpolation Ranker
+(fed by that SRGAN), RankSRGAN-RbRi.
+
+**Stage settings.** A dependency is composed from its own config option with the run's other
+command-line overrides (``experiment=...``, ``data...``, ``trainer...``); the group overrides
+(``ranker.*``, ``gan.*``) belong to the option the command selected, except the generator
+architecture (``gan.module.generator...``), which every generator stage shares. Then the
+``stages`` dict of the config is merged into the stage's section, most specific last:
+``stages.all`` < ``stages.rankers`` / ``stages.generators`` < ``stages.<stage name>``.
+
+**Stage key.** The SHA-256 (12 hex digits) of everything that decides the stage's result:
+
+* its resolved config (section, seed, precision; for generators the data config), less the keys
+  that do not change the result (:data:`NO_EFFECT_KEYS`, and the labelling settings of a label
+  file that is read rather than built: those are checked against the file's header instead);
+* the fingerprint of every file and folder it reads (:mod:`ranksrgan.fingerprint`: folders by
+  names, sizes and modification times; label files and checkpoints by content);
+* the keys of the stages it depends on;
+* the world size (devices × nodes: ``data.batch_size`` is per process, so it sets the effective
+  batch) and the library version.
+
+Finished stages live in :class:`ranksrgan.store.StageStore`. With ``reuse_stages=true`` a finished
+stage of the same key is reused and an unfinished one resumes from its ``last.ckpt``. With
+``reuse_stages=false`` every stage trains from step 0 in a fresh work folder (an old one is moved
+aside to ``<name>-<key>.old-<time>``). ``dry_run=true`` prints the plan and what each stage will do.
+
+The pipeline is three modules, in the order a run uses them: :mod:`~ranksrgan.pipeline.planning`
+(stages, keys, inputs, decisions, checks), :mod:`~ranksrgan.pipeline.training` (one Trainer per
+stage, publishing) and :mod:`~ranksrgan.pipeline.reporting` (the dry-run plan, the summary).
+"""
+
+from ranksrgan.pipeline.planning import (
+    NO_EFFECT_KEYS,
+    PATH_KEYS,
+    STAGE_TRAINER_KEYS,
+    TRAINER_KEYS_WITHOUT_EFFECT,
+    Decision,
+    PlanError,
+    Planner,
+    Stage,
+    check_values,
+    decide,
+    is_recipe,
+    preflight,
+    stage_inputs,
+    world_size,
+)
+from ranksrgan.pipeline.reporting import describe_plan, stored_stages, summary
+from ranksrgan.pipeline.training import is_primary_process, make_logger, make_trainer, run, run_stage
+
+__all__ = [
+    "NO_EFFECT_KEYS",
+    "PATH_KEYS",
+    "STAGE_TRAINER_KEYS",
+    "TRAINER_KEYS_WITHOUT_EFFECT",
+    "Decision",
+    "PlanError",
+    "Planner",
+    "Stage",
+    "check_values",
+    "decide",
+    "describe_plan",
+    "is_primary_process",
+    "is_recipe",
+    "make_logger",
+    "make_trainer",
+    "preflight",
+    "run",
+    "run_stage",
+    "stage_inputs",
+    "stored_stages",
+    "summary",
+    "world_size",
+]

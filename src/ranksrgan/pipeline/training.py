@@ -1,0 +1,314 @@
+"""Training the planned stages: one Lightning Trainer per stage, publishing to the store
+(see :mod:`ranksrgan.pipeline`)."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from ranksrgan.checkpoints import is_checkpoint_path
+from ranksrgan.lit.history import HISTORY_FILE, load_history
+from ranksrgan.pipeline.planning import PlanError, Planner, Stage, decide, preflight
+from ranksrgan.store import StageStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RUN_STARTED_ENV", "is_primary_process", "make_logger", "make_trainer", "run_stage", "run"]
+
+
+#: Environment variable with the start time of the primary process's run; DDP ranks that re-run
+#: the command see it and reuse the stages published since, even with ``reuse_stages=false``.
+RUN_STARTED_ENV = "RANKSRGAN_RUN_STARTED"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK")
+
+
+def is_primary_process() -> bool:
+    """True unless this process is a non-zero rank of a distributed run.
+
+    Lightning's DDP launcher re-runs the whole command for ranks > 0 (with ``LOCAL_RANK`` set);
+    SLURM starts every task itself (``SLURM_PROCID``). Only the primary process takes the stage
+    lock: the other ranks must reach ``trainer.fit`` to join the process group, or rank 0 would
+    wait for them forever while they wait for its lock.
+    """
+    return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
+
+
+def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
+    """The run's logger (``cfg.logger``: a partial Lightning logger) for one stage, or None."""
+    from hydra.utils import instantiate
+
+    if cfg.get("logger") is None:
+        return None
+    if str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
+        os.environ.setdefault("WANDB_SILENT", "true")
+    logger = instantiate(cfg.logger)(save_dir=str(work_dir), name=f"{stage.name}-{stage.key}")
+    # Lightning passes anonymous=None, which wandb now warns about at every stage.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
+
+
+def make_trainer(
+    cfg: DictConfig,
+    stage: Stage,
+    work_dir: Path,
+    max_steps: int,
+    val_check_interval: int,
+    monitor: str,
+    mode: str,
+    position: tuple[int, int] = (1, 1),
+) -> pl.Trainer:
+    """A Trainer for one stage: the ``trainer`` config's arguments and callbacks, plus step-based
+    validation, the best checkpoint by ``monitor``, ``last.ckpt`` after every validation and at
+    the end (:class:`~ranksrgan.lit.last_checkpoint.LastCheckpoint`), the validation history,
+    stage progress and the run's logger."""
+    from hydra.utils import instantiate
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    from ranksrgan.lit.history import ValidationHistory
+    from ranksrgan.lit.last_checkpoint import LastCheckpoint
+    from ranksrgan.lit.progress import StageProgress
+
+    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
+    extra = kwargs.pop("callbacks", None) or {}
+    if kwargs.get("strategy") == "ddp" and stage.kind == "generator":
+        from ranksrgan.lit.ddp import GANDDPStrategy
+
+        kwargs["strategy"] = GANDDPStrategy()
+    checkpoint = ModelCheckpoint(
+        dirpath=str(work_dir / "checkpoints"),
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    progress = StageProgress(
+        f"stage {position[0]}/{position[1]} {stage.kind} {stage.name}",
+        stage.steps,
+        unit="step" if stage.kind == "ranker" else "it",
+        steps_per_unit=max(1, max_steps // max(1, stage.steps)),
+    )
+    callbacks = [checkpoint, LastCheckpoint(work_dir / "checkpoints"), ValidationHistory(work_dir / HISTORY_FILE), progress]
+    callbacks += [instantiate(c) for c in extra.values()]
+    logger = make_logger(cfg, stage, work_dir)
+    if logger is not None:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return pl.Trainer(
+        **kwargs,
+        max_steps=max_steps,
+        val_check_interval=val_check_interval,
+        check_val_every_n_epoch=None,
+        default_root_dir=str(work_dir),
+        logger=logger if logger is not None else False,
+        callbacks=callbacks,
+        enable_progress_bar=False,  # StageProgress counts the stage's own units
+        enable_model_summary=bool(cfg.get("verbose", False)),
+        num_sanity_val_steps=0,
+    )
+
+
+def _finish_logger(trainer: pl.Trainer) -> None:
+    if trainer.logger is not None and type(trainer.logger).__name__ == "WandbLogger":
+        import wandb
+
+        wandb.finish()
+
+
+def run_stage(
+    cfg: DictConfig,
+    stage: Stage,
+    resolved: dict[str, Path],
+    run_started: float | None = None,
+    position: tuple[int, int] = (1, 1),
+) -> Path:
+    """Train ``stage`` (or reuse its stored artifact) and return the artifact path.
+
+    ``resolved`` maps the keys of earlier stages to their artifacts; ``position`` is the stage's
+    place in the plan (for progress lines).
+    """
+    from hydra.utils import instantiate
+
+    store = StageStore(cfg.paths.store)
+    artifact = store.artifact(stage.kind, stage.name, stage.key)
+    primary = is_primary_process()
+    lock = _locked(store.lock_path(stage.name, stage.key)) if primary else nullcontext()
+    with lock:
+        decision = decide(cfg, stage, store, run_started)
+        if decision.action == "reuse":
+            log.info("reusing %s %s (%s): %s", stage.kind, stage.name, stage.key, decision.reason)
+            return artifact
+        work_dir = store.work_dir(stage.name, stage.key)
+        if decision.action == "train" and not cfg.reuse_stages and primary:
+            moved = store.move_aside(work_dir)
+            if moved is not None:
+                log.info("reuse_stages=false: moved the old work folder aside to %s", moved)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        pl.seed_everything(cfg.seed, workers=True)
+        section = stage.section
+        if stage.kind == "ranker":
+            dm_cfg = OmegaConf.to_container(section.datamodule, resolve=True)
+            source_dep = next((d for d in stage.depends_on if d.kind == "generator"), None)
+            if source_dep is not None:
+                dm_cfg["sr"] = str(resolved[source_dep.key])
+            datamodule = instantiate(dm_cfg)
+            module = instantiate(section.module)
+            steps = section.max_steps
+            monitor, mode = section.monitor, "max"
+        else:
+            datamodule = instantiate(stage.cfg.data)
+            module_cfg = OmegaConf.to_container(section.module, resolve=True)
+            module_cfg["rankers"] = [_resolve_ranker_entry(e, stage, resolved) for e in section.rankers]
+            module_cfg["pretrained_generator"] = _resolve_pretrained(section.pretrained, stage, resolved)
+            module = instantiate(module_cfg)
+            steps = section.max_steps * module.optimizer_steps_per_iteration
+            monitor, mode = section.monitor, section.monitor_mode
+        val_every = max(1, min(section.val_check_interval, section.max_steps))
+        trainer = make_trainer(cfg, stage, work_dir, steps, val_every, monitor, mode, position)
+        last = work_dir / "checkpoints" / "last.ckpt"
+        resume = decision.action == "resume" and last.is_file()
+        log.info("training %s %s (%s) in %s: %s", stage.kind, stage.name, stage.key, work_dir, decision.reason)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+        except BaseException:
+            if primary and work_dir.is_dir() and not any(p.is_file() for p in work_dir.rglob("*")):
+                shutil.rmtree(work_dir, ignore_errors=True)  # a failed start leaves no empty folder
+            raise
+        finally:
+            _finish_logger(trainer)
+        if trainer.global_step < steps:
+            # Lightning returns normally from some interruptions (e.g. Ctrl-C in older releases):
+            # never publish a network that did not finish.
+            raise RuntimeError(
+                f"{stage.kind} {stage.name} stopped at step {trainer.global_step} of {steps}; "
+                "run the same command again to resume from its last checkpoint"
+            )
+        if trainer.global_rank == 0:
+            callback = trainer.checkpoint_callback
+            best = Path(callback.best_model_path or last)
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+            if not any(k.startswith("val/") for k in metrics):  # resumed at its end: nothing ran
+                history = load_history(work_dir / HISTORY_FILE)
+                metrics.update({k: float(v) for k, v in (history[-1] if history else {}).items() if k.startswith("val/")})
+            if callback.best_model_score is not None:
+                metrics[f"best/{monitor}"] = float(callback.best_model_score)
+            _publish(store, best if best.exists() else last, stage, metrics, resolved)
+            # The published network is the stage's result: the training checkpoints (optimiser
+            # states, discriminator) go; logs, samples and the validation history stay.
+            shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+        trainer.strategy.barrier()
+        return artifact
+
+
+def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, float], resolved: dict[str, Path]) -> Path:
+    """Store the stage's network (from the chosen checkpoint) as a slim state dict with its record.
+
+    The record's ``config`` is what the stage ran with: the interpolation Ranker's ``sr`` recipe is
+    replaced by the generator file it resolved to, so that its data module can be instantiated
+    again (notebooks do); a GAN's Rankers and starting point keep their names (``deps`` maps them
+    to keys). ``key_config`` is what the key hashed."""
+    from ranksrgan.checkpoints import load_generator, load_ranker
+
+    net = load_ranker(source) if stage.kind == "ranker" else load_generator(source)
+    payload = stage.payload()
+    config = OmegaConf.to_container(stage.cfg, resolve=True)
+    source_dep = next((d for d in stage.depends_on if d.kind == "generator"), None)
+    if stage.kind == "ranker" and source_dep is not None:
+        config["ranker"]["datamodule"]["sr"] = str(resolved[source_dep.key])
+    record = {
+        "kind": stage.kind,
+        "name": stage.name,
+        "key": stage.key,
+        "source": str(source),
+        "metrics": metrics,
+        "config": config,
+        "key_config": payload["config"],
+        "inputs": payload["inputs"],
+        "deps": payload["deps"],
+        "world_size": payload["world_size"],
+        "version": payload["version"],
+    }
+    return store.publish(net, record)
+
+
+def _resolve_ranker_entry(entry: DictConfig, stage: Stage, resolved: dict[str, Path]) -> dict:
+    if entry.get("checkpoint"):
+        path = Path(entry.checkpoint)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: Ranker checkpoint named in gan={stage.name} does not exist")
+        return {"name": entry.get("name") or path.stem, "checkpoint": str(path), "weight": float(entry.weight)}
+    dep = next(d for d in stage.depends_on if d.kind == "ranker" and d.name == entry.name)
+    return {"name": entry.name, "checkpoint": str(resolved[dep.key]), "weight": float(entry.weight)}
+
+
+def _resolve_pretrained(pretrained: str | None, stage: Stage, resolved: dict[str, Path]) -> str | None:
+    if not pretrained:
+        return None
+    if is_checkpoint_path(str(pretrained)):
+        if not Path(pretrained).exists():
+            raise FileNotFoundError(f"{pretrained}: pretrained generator named in gan={stage.name} does not exist")
+        return str(pretrained)
+    dep = next(d for d in stage.depends_on if d.kind == "generator")
+    return str(resolved[dep.key])
+
+
+def run(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
+    """Run every stage the config needs (``overrides``: the command line, to compose dependencies).
+
+    Returns ``{"stages": {name: artifact}, "final": Stage, "metrics": final stage metrics, "all": stages}``.
+    """
+    if is_primary_process():
+        os.environ[RUN_STARTED_ENV] = repr(time.time())
+    run_started = float(os.environ[RUN_STARTED_ENV]) if RUN_STARTED_ENV in os.environ else None
+    stages = Planner(cfg, list(overrides)).plan()
+    store = StageStore(cfg.paths.store)
+    todo = [s for s in stages if decide(cfg, s, store).action != "reuse"]
+    problems = preflight(cfg, todo)
+    if problems:
+        raise PlanError(problems)
+    log.info("stages: %s", ", ".join(f"{s.kind}:{s.name}" for s in stages))
+    resolved: dict[str, Path] = {}
+    for i, stage in enumerate(stages, 1):
+        resolved[stage.key] = run_stage(
+            cfg, stage, resolved, run_started if not cfg.reuse_stages else None, position=(i, len(stages))
+        )
+    final = _final_stage(cfg, stages)
+    record = StageStore(cfg.paths.store).finished(final.kind, final.name, final.key) or {}
+    return {
+        "stages": {s.name: resolved[s.key] for s in stages},
+        "final": final,
+        "metrics": record.get("metrics", {}),
+        "all": stages,
+    }
+
+
+def _final_stage(cfg: DictConfig, stages: list[Stage]) -> Stage:
+    """The stage the command asked for: its ``gan`` recipe, else its Ranker, else the last one."""
+    for kind, group in (("generator", "gan"), ("ranker", "ranker")):
+        if cfg.get(group) is not None:
+            match = [s for s in stages if s.kind == kind and s.name == cfg[group].name]
+            if match:
+                return match[-1]
+    return stages[-1]
