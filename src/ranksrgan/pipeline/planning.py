@@ -67,7 +67,8 @@ class Stage:
     Attributes:
         kind: "ranker" or "generator".
         name: its config option (``blur``, ``srresnet``, ``rankrbri``...).
-        cfg: the resolved stage config (``ranker`` or ``gan`` section, seed, precision[, data]).
+        cfg: the resolved stage config (``ranker`` or ``gan`` section, seed, the trainer settings
+            that change results[, data]).
         depends_on: stages whose artifacts it reads.
         inputs: ``{path: fingerprint}`` of the files and folders it reads.
         world_size: processes of the run (devices × nodes).
