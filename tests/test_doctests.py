@@ -16,6 +16,7 @@ MODULES = [
     "ranksrgan.metrics.niqe",
     "ranksrgan.checkpoints",
     "ranksrgan.data.pairs",
+    "ranksrgan.losses",
     "ranksrgan.data.rank.patch_scores",
     "ranksrgan.evaluation.scoring",
     "ranksrgan.evaluation.rank100",

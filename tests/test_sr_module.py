@@ -73,7 +73,7 @@ def generator_grad(module: SRModule, lr: torch.Tensor, hr: torch.Tensor) -> torc
 TERMS = {
     "pixel": lambda m, w: m.pixel_cfg.__setitem__("weight", w),
     "perceptual": lambda m, w: m.perceptual_cfg.__setitem__("weight", w),
-    "gan": lambda m, w: m.gan_cfg.__setitem__("weight", w),
+    "gan": lambda m, w: setattr(m.gan_loss, "weight", w),
     "ranker a": lambda m, w: m.rank_loss.weights.__setitem__(0, w),
     "ranker b": lambda m, w: m.rank_loss.weights.__setitem__(1, w),
 }

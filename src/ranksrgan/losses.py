@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "GAN_KINDS",
+    "GANLoss",
     "MONOTONIC_FUNCTIONS",
     "pixel_loss",
     "PerceptualLoss",
@@ -91,6 +93,56 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kin
             + F.binary_cross_entropy_with_logits(fake_rel, torch.zeros_like(fake_rel))
         )
     raise ValueError(f"GAN kind must be 'vanilla' or 'ragan', got {kind!r}")
+
+
+GAN_KINDS = ("vanilla", "ragan")
+
+
+class GANLoss(nn.Module):
+    """The adversarial loss of one kind (paper Eq. 8), owning its weight in the generator objective.
+
+    A thin module over :func:`generator_adversarial_loss` and :func:`discriminator_loss`.
+
+    Args:
+        kind: "vanilla" (BCE against the real / fake labels) or "ragan" (ESRGAN's relativistic
+            average GAN, which also needs the discriminator's logits on real images).
+        weight: the generator term's weight in the total loss (>= 0); the discriminator's own
+            loss is not weighted.
+
+    Logits: ``(B, 1)`` (or any shape), higher = more "real".
+
+    >>> loss = GANLoss("vanilla", weight=0.005)
+    >>> fake, real = torch.zeros(4, 1), torch.ones(4, 1)
+    >>> round(float(loss.generator(fake)), 4), round(float(loss(fake)), 6)  # log 2, weighted
+    (0.6931, 0.003466)
+    >>> round(float(loss.discriminator(real, fake)), 4)
+    1.0064
+    """
+
+    def __init__(self, kind: str = "vanilla", weight: float = 1.0) -> None:
+        super().__init__()
+        if kind not in GAN_KINDS:
+            raise ValueError(f"GAN kind must be one of {GAN_KINDS}, got {kind!r}")
+        if weight < 0:
+            raise ValueError(f"GAN weight must be >= 0, got {weight}")
+        self.kind, self.weight = kind, float(weight)
+
+    @property
+    def needs_real_logits(self) -> bool:
+        """Whether :meth:`generator` needs the discriminator's logits on real images (RaGAN)."""
+        return self.kind == "ragan"
+
+    def generator(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's unweighted adversarial term (scalar)."""
+        return generator_adversarial_loss(fake_logits, real_logits, self.kind)
+
+    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The discriminator's loss (scalar; fake logits from detached SR images)."""
+        return discriminator_loss(real_logits, fake_logits, self.kind)
+
+    def forward(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """``weight`` times :meth:`generator`."""
+        return self.weight * self.generator(fake_logits, real_logits)
 
 
 MONOTONIC_FUNCTIONS = {

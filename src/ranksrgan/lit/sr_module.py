@@ -37,13 +37,7 @@ from torch import nn
 
 from ranksrgan.checkpoints import load_generator, load_ranker
 from ranksrgan.io import write_image
-from ranksrgan.losses import (
-    PerceptualLoss,
-    RankContentLoss,
-    discriminator_loss,
-    generator_adversarial_loss,
-    pixel_loss,
-)
+from ranksrgan.losses import GANLoss, PerceptualLoss, RankContentLoss, pixel_loss
 from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.registry import METRICS, PIRM
 from ranksrgan.nets import VGGFeatureExtractor, build_net, net_spec
@@ -167,7 +161,9 @@ class SRModule(pl.LightningModule):
             except RuntimeError as err:
                 raise ValueError(f"{pretrained_generator}: does not fit the configured generator: {err}") from None
         self.discriminator = None
-        if self.gan_cfg["weight"] > 0:
+        #: the adversarial loss (kind and weight), or None without a GAN term
+        self.gan_loss = GANLoss(self.gan_cfg["kind"], self.gan_cfg["weight"]) if self.gan_cfg["weight"] > 0 else None
+        if self.gan_loss is not None:
             if not hp.discriminator:
                 raise ValueError("gan.weight > 0 needs a discriminator config")
             self.discriminator = build_net(hp.discriminator)
@@ -278,7 +274,8 @@ class SRModule(pl.LightningModule):
 
     def term_weights(self) -> dict[str, float]:
         """The weight of each generator loss term, keyed like the terms of :meth:`generator_losses`."""
-        weights = {"pixel": self.pixel_cfg["weight"], "perceptual": self.perceptual_cfg["weight"], "gan": self.gan_cfg["weight"]}
+        gan = self.gan_loss.weight if self.gan_loss is not None else 0.0
+        weights = {"pixel": self.pixel_cfg["weight"], "perceptual": self.perceptual_cfg["weight"], "gan": gan}
         if self.rank_loss is not None:
             weights.update({f"rank/{n}": w for n, w in zip(self.ranker_names(), self.rank_loss.weights)})
         return weights
@@ -302,9 +299,9 @@ class SRModule(pl.LightningModule):
             # Plain (unwrapped) D: no gradient sync and no D gradients are needed in the G step.
             self.discriminator.requires_grad_(False)
             fake_logits = self.discriminator(sr)
-            real_logits = self.discriminator(hr).detach() if self.gan_cfg["kind"] == "ragan" else None
-            terms["gan"] = generator_adversarial_loss(fake_logits, real_logits, self.gan_cfg["kind"])
-            total = total + self.gan_cfg["weight"] * terms["gan"]
+            real_logits = self.discriminator(hr).detach() if self.gan_loss.needs_real_logits else None
+            terms["gan"] = self.gan_loss.generator(fake_logits, real_logits)
+            total = total + self.gan_loss.weight * terms["gan"]
             self.discriminator.requires_grad_(True)
         if self.rank_loss is not None:
             rank_total, rank_terms = self.rank_loss(sr)
@@ -375,7 +372,7 @@ class SRModule(pl.LightningModule):
         if opt_d is not None:
             real_logits = self._d()(hr)
             fake_logits = self._d()(sr.detach())
-            terms["d_loss"] = discriminator_loss(real_logits, fake_logits, self.gan_cfg["kind"])
+            terms["d_loss"] = self.gan_loss.discriminator(real_logits, fake_logits)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(terms["d_loss"])
             opt_d.step()
