@@ -20,7 +20,6 @@ to a folder once (``ranksrgan-upscale``) and pass the folder.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.pairs import make_lr
 from ranksrgan.data.rank import (
     DecodedImage,
@@ -42,6 +40,7 @@ from ranksrgan.data.rank import (
     sample_level_pair,
     val_windows,
 )
+from ranksrgan.data.rank.distortion import HRRankDataModule
 from ranksrgan.io import images_by_stem, mod_sizes, read_matched, to_array, to_tensor
 from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.tiling import resolve_device
@@ -201,8 +200,11 @@ class InterpTupleDataset(Dataset):
         return {"images": images, "levels": torch.arange(len(self.lambdas))}
 
 
-class InterpRankDataModule(ImageFolderDataModule):
+class InterpRankDataModule(HRRankDataModule):
     """Interpolation rank pairs between an SR source and HR (RankSRGAN's Ranker-i).
+
+    Shares the HR-folder settings of :class:`~ranksrgan.data.rank.distortion.HRRankDataModule`;
+    its datasets pair each HR image with its SR (:func:`make_sr_images`).
 
     Args:
         train_hr / val_hr: HR folders (the split is by folder: no image on both sides).
@@ -239,19 +241,29 @@ class InterpRankDataModule(ImageFolderDataModule):
         build_demo: bool = False,
         demo_root: str | None = None,
     ) -> None:
-        super().__init__()
-        self.train_hr = [str(d) for d in ([train_hr] if isinstance(train_hr, (str, os.PathLike)) else train_hr)]
-        self.val_hr = [str(d) for d in ([val_hr] if isinstance(val_hr, (str, os.PathLike)) else val_hr)]
+        super().__init__(
+            train_hr,
+            val_hr,
+            patch_size=patch_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            patches_per_epoch=patches_per_epoch,
+            val_windows_per_image=val_windows_per_image,
+            min_sharpness=min_sharpness,
+            augment=augment,
+            seed=seed,
+            build_demo=build_demo,
+            demo_root=demo_root,
+        )
         self.lambdas = check_levels(lambdas, "lambdas")
         if self.lambdas[0] < 0 or self.lambdas[-1] > 1:
             raise ValueError(f"lambdas must lie in [0, 1], got {self.lambdas}")
-        self.sr, self.scale, self.patch_size, self.batch_size = str(sr), scale, patch_size, batch_size
-        self.num_workers, self.patches_per_epoch = num_workers, patches_per_epoch
-        self.val_windows_per_image, self.augment, self.seed = val_windows_per_image, augment, seed
-        self.min_sharpness = min_sharpness
-        self.build_demo, self.demo_root = build_demo, demo_root
-        self.train_set: InterpPairDataset | None = None
-        self.val_set: InterpTupleDataset | None = None
+        self.sr, self.scale = str(sr), scale
+
+    @property
+    def levels(self) -> list[float]:
+        """The λ levels (the family's level values, as other rank data modules name them)."""
+        return self.lambdas
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
