@@ -100,3 +100,124 @@ def test_make_lr_16bit():
     hr = (np.random.default_rng(0).random((16, 16, 3)) * 65535).astype(np.uint16)
     lr = make_lr(hr, 4)
     assert lr.dtype == np.uint16 and lr.shape == (4, 4, 3)
+
+
+# ---------------------------------------------------------------- patches cut on the device
+def _tiny_pairs(dtype=np.uint8) -> list:
+    """Three images of different sizes with distinct random content (x2)."""
+    from ranksrgan.data.pairs import ImagePair
+
+    rng = np.random.default_rng(0)
+    top = np.iinfo(dtype).max
+    pairs = []
+    for i, (h, w) in enumerate([(12, 16), (16, 12), (20, 20)]):
+        hr = rng.integers(0, top + 1, (h, w, 3), dtype=np.int64).astype(dtype)
+        lr = rng.integers(0, top + 1, (h // 2, w // 2, 3), dtype=np.int64).astype(dtype)
+        pairs.append(ImagePair(f"im{i}", hr, lr))
+    return pairs
+
+
+def _find_patch(pairs, lr_patch: np.ndarray, hr_patch: np.ndarray, scale: int) -> int:
+    """The index of the one image whose LR and HR hold these patches at aligned positions under one
+    of the 8 flip / transpose combinations (searched exhaustively); fails otherwise."""
+    p = lr_patch.shape[0]
+    found = []
+    for index, pair in enumerate(pairs):
+        for y in range(pair.lr.shape[0] - p + 1):
+            for x in range(pair.lr.shape[1] - p + 1):
+                lr = pair.lr[y : y + p, x : x + p]
+                hr = pair.hr[scale * y : scale * (y + p), scale * x : scale * (x + p)]
+                for flips in np.ndindex(2, 2, 2):
+                    a, b = augment_pair(hr, lr, *map(bool, flips))
+                    if np.array_equal(b, lr_patch) and np.array_equal(a, hr_patch):
+                        found.append(index)
+    assert len(set(found)) == 1, f"patch found in images {found}"
+    return found[0]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_device_patches_are_aligned_augmented_crops_with_exact_values(dtype):
+    from ranksrgan.data.paired import DevicePatchLoader
+
+    pairs = _tiny_pairs(dtype)
+    top = float(np.iinfo(dtype).max)
+    loader = DevicePatchLoader(pairs, scale=2, hr_patch_size=8, batch_size=4, length=12, device="cpu", seed=3)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 3
+    visits = []
+    for batch in batches:
+        assert batch["lr"].shape == (4, 3, 4, 4) and batch["hr"].shape == (4, 3, 8, 8)
+        assert batch["lr"].dtype == batch["hr"].dtype == torch.float32
+        for lr, hr in zip(batch["lr"], batch["hr"]):
+            # exact float32 values k / top, as to_tensor makes them from the file's samples
+            lr_int, hr_int = (np.rint(t.permute(1, 2, 0).double().numpy() * top).astype(dtype) for t in (lr, hr))
+            assert torch.equal(lr, torch.from_numpy(lr_int.astype(np.float32) / np.float32(top)).permute(2, 0, 1))
+            visits.append(_find_patch(pairs, lr_int, hr_int, 2))
+    # 12 patches per epoch over 3 images: each image 4 times, in a shuffled order
+    assert sorted(visits) == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_device_patches_flip_and_reproduce_by_seed():
+    from ranksrgan.data.paired import DevicePatchLoader
+
+    pairs = _tiny_pairs()
+
+    def epoch(seed, augment=True):
+        loader = DevicePatchLoader(pairs, 2, 8, batch_size=8, length=64, device="cpu", augment=augment, seed=seed)
+        return torch.cat([b["hr"] for b in loader])
+
+    assert torch.equal(epoch(1), epoch(1))
+    assert not torch.equal(epoch(1), epoch(2))
+    # with augmentation some patches are flipped or transposed, without none is
+    flipped = []
+    for augment in (True, False):
+        loader = DevicePatchLoader(pairs, 2, 8, batch_size=8, length=64, device="cpu", augment=augment, seed=5)
+        batch = next(iter(loader))
+        flipped.append(
+            sum(
+                not any(
+                    np.array_equal(hr, pair.hr[y : y + 8, x : x + 8])
+                    for pair in pairs
+                    for y in range(pair.hr.shape[0] - 7)
+                    for x in range(pair.hr.shape[1] - 7)
+                )
+                for hr in np.rint(batch["hr"].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+            )
+        )
+    assert flipped[0] > 0 and flipped[1] == 0
+
+
+def test_device_patches_short_epoch_and_bad_sizes():
+    from ranksrgan.data.paired import DevicePatchLoader
+
+    pairs = _tiny_pairs()
+    short = DevicePatchLoader(pairs, 2, 8, batch_size=8, length=3, device="cpu")
+    assert len(short) == 1 and next(iter(short))["hr"].shape[0] == 3  # shorter than one batch: kept
+    assert len(DevicePatchLoader(pairs, 2, 8, batch_size=4, length=10, device="cpu")) == 2  # partial batch dropped
+    with pytest.raises(ImageReadError, match="im0"):
+        DevicePatchLoader(pairs, 2, 14, batch_size=2, length=4, device="cpu")
+    with pytest.raises(ValueError, match="multiple of scale"):
+        DevicePatchLoader(pairs, 2, 7, batch_size=2, length=4, device="cpu")
+
+
+def test_datamodule_patches_on_device_follow_the_global_seed(demo_root):
+    from ranksrgan.data.paired import DevicePatchLoader
+
+    def first_batch(seed):
+        dm = PairedSRDataModule(
+            train_hr=[str(demo_root / "train" / "HR")],
+            val_hr=[str(demo_root / "val" / "HR")],
+            hr_patch_size=32,
+            batch_size=4,
+            num_workers=0,
+            patches_per_epoch=8,
+            patches_on_device=True,
+        )
+        torch.manual_seed(seed)
+        loader = dm.train_dataloader()
+        assert isinstance(loader, DevicePatchLoader) and len(loader) == 2
+        return next(iter(loader))
+
+    a, b = first_batch(0), first_batch(0)
+    assert a["lr"].shape == (4, 3, 8, 8) and a["hr"].shape == (4, 3, 32, 32)
+    assert torch.equal(a["hr"], b["hr"]) and not torch.equal(a["hr"], first_batch(1)["hr"])

@@ -11,24 +11,37 @@ pre-cut sub-images into a folder and point ``train_hr`` at it.
 
 Why not pre-cut sub-images by default: they need a separate preparation step and disk space, and
 sampling from whole images gives every patch position, not a fixed grid.
+
+On a GPU, ``patches_on_device=True`` uploads the decoded images to the GPU once and cuts every
+training batch there (:class:`DevicePatchLoader`): no worker processes, no per-batch host-to-device
+copy, no host synchronisation. It costs the decoded size of the set in GPU memory.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.pairs import ImagePair, augment_pair, load_pairs, make_lr
-from ranksrgan.io import check_min_size, to_tensor
-from ranksrgan.ops.filters import random_flips
+from ranksrgan.io import check_min_size, levels, to_tensor
+from ranksrgan.ops.filters import apply_flips, random_flips
 
 # Re-exported: the Lightning-free pair helpers live in ranksrgan.data.pairs.
-__all__ = ["ImagePair", "PairedPatchDataset", "PairedSRDataModule", "WholeImageDataset", "augment_pair", "load_pairs", "make_lr"]
+__all__ = [
+    "DevicePatchLoader",
+    "ImagePair",
+    "PairedPatchDataset",
+    "PairedSRDataModule",
+    "WholeImageDataset",
+    "augment_pair",
+    "load_pairs",
+    "make_lr",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +84,79 @@ class PairedPatchDataset(Dataset):
         return {"lr": to_tensor(np.ascontiguousarray(lr)), "hr": to_tensor(np.ascontiguousarray(hr))}
 
 
+class DevicePatchLoader:
+    """Training batches cut on the device from images uploaded to it once.
+
+    The same patches as :class:`PairedPatchDataset` in a shuffled ``DataLoader`` (every epoch visits
+    the images round-robin in a random order, aligned LR/HR positions, the same flips and transpose,
+    the same float values bit for bit: ``uint / levels`` in float32), but the images live on
+    ``device`` and a batch is a few slicing kernels there. Only the random draws happen on the host
+    (a private ``torch.Generator``), so the loop never waits for the device.
+
+    Iterating yields ``{"lr": B×3×p×p, "hr": B×3×(s·p)×(s·p)}`` float32 in [0, 1] on ``device``.
+
+    Args:
+        pairs: decoded images (see :func:`load_pairs`).
+        scale: SR factor s.
+        hr_patch_size: HR patch side (a multiple of ``scale``).
+        batch_size: patches per batch B.
+        length: patches per epoch; ``length // batch_size`` batches (the last partial batch is
+            dropped unless the epoch is shorter than one batch).
+        device: where the images and batches live.
+        augment: random horizontal/vertical flips and transpose, 50 % each.
+        seed: seed of the sampling generator (DDP: give each process its own).
+    """
+
+    def __init__(
+        self,
+        pairs: list[ImagePair],
+        scale: int,
+        hr_patch_size: int,
+        batch_size: int,
+        length: int,
+        device: torch.device | str,
+        augment: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 1 or length < 1:
+            raise ValueError(f"batch_size and length must be >= 1, got {batch_size} and {length}")
+        if not pairs:
+            raise ValueError("DevicePatchLoader needs at least one image pair")
+        # the patch geometry (scale, LR patch, patches per epoch, augment), checked against every image
+        self.spec = PairedPatchDataset(pairs, scale, hr_patch_size, length, augment)
+        self.batch_size, self.device = batch_size, torch.device(device)
+        self.levels = levels(pairs[0].hr.dtype)
+        # uint8 stays uint8; uint16 is held as int32 (torch's uint16 has few device kernels)
+        self.images = [(self._upload(p.lr), self._upload(p.hr)) for p in pairs]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _upload(self, img: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(img if img.dtype == np.uint8 else img.astype(np.int32))
+        return x.permute(2, 0, 1).to(self.device)  # C×H×W view of the H×W×C image
+
+    def __len__(self) -> int:
+        n, b = self.spec.length, self.batch_size
+        return max(n // b, 1)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        n, b, s, p = self.spec.length, self.batch_size, self.spec.scale, self.spec.lr_patch
+        order = torch.randperm(n, generator=self.generator) % len(self.images)
+        for start in range(0, len(self) * b, b):
+            lrs, hrs = [], []
+            for index in order[start : start + b].tolist():
+                lr_img, hr_img = self.images[index]
+                y = int(torch.randint(0, lr_img.shape[1] - p + 1, (), generator=self.generator))
+                x = int(torch.randint(0, lr_img.shape[2] - p + 1, (), generator=self.generator))
+                lr = lr_img[:, y : y + p, x : x + p]
+                hr = hr_img[:, s * y : s * (y + p), s * x : s * (x + p)]
+                if self.spec.augment:
+                    flips = tuple(bool(f) for f in torch.rand(3, generator=self.generator) < 0.5)
+                    lr, hr = apply_flips(lr, flips), apply_flips(hr, flips)
+                lrs.append(lr)
+                hrs.append(hr)
+            yield {"lr": torch.stack(lrs).float() / self.levels, "hr": torch.stack(hrs).float() / self.levels}
+
+
 class WholeImageDataset(Dataset):
     """Validation: whole mod-cropped images -> ``{"lr", "hr", "name"}`` (batch size 1: sizes differ)."""
 
@@ -98,6 +184,8 @@ class PairedSRDataModule(ImageFolderDataModule):
         num_workers: DataLoader workers for training (validation uses at most 1).
         patches_per_epoch: training patches per epoch; steps are what count (``max_steps``).
         augment: flips and transposes.
+        patches_on_device: cut training batches on the training device from images uploaded to it
+            once (:class:`DevicePatchLoader`; ``num_workers`` then applies to validation only).
         val_max_images: keep only the first N validation images (None: all).
         build_demo: create the built-in demo images under ``demo_root`` in ``prepare_data``.
         demo_root: where the demo images live (used only with ``build_demo``).
@@ -118,6 +206,7 @@ class PairedSRDataModule(ImageFolderDataModule):
         val_max_images: int | None = None,
         build_demo: bool = False,
         demo_root: str | None = None,
+        patches_on_device: bool = False,
     ) -> None:
         super().__init__()
         self.train_hr, self.val_hr = list(train_hr), list(val_hr)
@@ -126,6 +215,7 @@ class PairedSRDataModule(ImageFolderDataModule):
         self.scale, self.hr_patch_size, self.batch_size = scale, hr_patch_size, batch_size
         self.num_workers, self.patches_per_epoch, self.augment = num_workers, patches_per_epoch, augment
         self.val_max_images, self.build_demo, self.demo_root = val_max_images, build_demo, demo_root
+        self.patches_on_device = patches_on_device
         self.train_set: PairedPatchDataset | None = None
         self.val_set: WholeImageDataset | None = None
 
@@ -141,3 +231,26 @@ class PairedSRDataModule(ImageFolderDataModule):
         if self.val_set is None:
             pairs = load_pairs(self.val_hr, self.val_lr, self.scale)
             self.val_set = WholeImageDataset(pairs[: self.val_max_images] if self.val_max_images else pairs)
+
+    def train_dataloader(self) -> DataLoader | DevicePatchLoader:
+        """The workers' ``DataLoader`` (:meth:`ImageFolderDataModule.train_dataloader`), or with
+        ``patches_on_device`` a :class:`DevicePatchLoader` on the trainer's device, seeded from
+        torch's global RNG and the process rank, with ``patches_per_epoch / world size`` patches."""
+        if not self.patches_on_device:
+            return super().train_dataloader()
+        if self.train_set is None:
+            self.setup("fit")
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        seed = int(torch.randint(0, 2**62, ())) + 7919 * rank
+        return DevicePatchLoader(
+            self.train_set.pairs,
+            self.scale,
+            self.hr_patch_size,
+            self.batch_size,
+            max(self.patches_per_epoch // world, 1),
+            device,
+            self.augment,
+            seed,
+        )
