@@ -292,3 +292,93 @@ def test_perceptual_kind_selects_a_learned_metric_as_the_loss(kind):
             scale=2,
             perceptual={"weight": 1.0, "kind": "ssim"},
         )
+
+
+# ---------------------------------------------------------------- speed options
+def test_fused_adam_is_the_same_update(tmp_path, ranker_files, tiny_data):
+    """optimizer.fused builds torch's fused Adam for G and D, and a short run ends at the same
+    generator weights as the default (for-each) Adam, to float32 rounding carried by Adam's
+    normalisation (the discriminator is not compared: its conv biases feed BatchNorm, their true
+    gradient is zero and Adam turns the rounding noise into full-size steps)."""
+    weights = []
+    for fused in (False, True):
+        module = make_module(ranker_files, optimizer={"lr": 1e-3, "fused": fused})
+        pl.seed_everything(0)
+        trainer = _trainer(tmp_path / str(fused), 3, module)
+        trainer.fit(module, datamodule=_datamodule(tiny_data))
+        assert [bool(opt.defaults.get("fused")) for opt in trainer.optimizers] == [fused, fused]
+        weights.append({k: v.clone() for k, v in module.generator.state_dict().items()})
+    start = make_module(ranker_files).generator.state_dict()
+    for key, value in weights[0].items():
+        assert (value - start[key]).abs().max() > 1e-4, f"{key} did not train"
+        torch.testing.assert_close(weights[1][key], value, rtol=1e-3, atol=5e-5, msg=key)
+
+
+def test_loss_networks_bf16_runs_vgg_and_rankers_in_bf16_only(ranker_files):
+    module = make_module(ranker_files, loss_networks_bf16=True)
+    reference = make_module(ranker_files)
+    seen: dict[str, list[torch.dtype]] = {"vgg": [], "ranker": [], "generator": [], "discriminator": []}
+
+    def record(name):
+        return lambda mod, args, out: seen[name].append(out.dtype)
+
+    module.perceptual_loss.extractor.register_forward_hook(record("vgg"))
+    module.rank_loss.rankers[0].register_forward_hook(record("ranker"))
+    module.generator.register_forward_hook(record("generator"))
+    module.discriminator.register_forward_hook(record("discriminator"))
+    torch.manual_seed(0)
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+    _, terms, _ = module.generator_losses(lr, hr)
+    _, ref_terms, _ = reference.generator_losses(lr, hr)
+    assert set(seen["vgg"]) == set(seen["ranker"]) == {torch.bfloat16}
+    assert set(seen["generator"]) == set(seen["discriminator"]) == {torch.float32}
+    assert all(t.dtype == torch.float32 for t in terms.values())
+    for name in ("perceptual", "rank/a", "rank/b"):
+        assert not torch.equal(terms[name], ref_terms[name]), f"{name} did not run in bf16"
+        torch.testing.assert_close(terms[name], ref_terms[name], rtol=3e-2, atol=1e-3, msg=name)
+    for name in ("pixel", "gan"):
+        assert torch.equal(terms[name], ref_terms[name]), name
+    # the gradient still reaches the generator through the bf16 networks
+    grad = generator_grad(module, lr, hr)
+    ref_grad = generator_grad(reference, lr, hr)
+    assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.99
+
+
+def test_gan_training_on_device_patches(tmp_path, ranker_files, tiny_data):
+    module = make_module(ranker_files, optimizer={"fused": True}, loss_networks_bf16=True)
+    dm = PairedSRDataModule(
+        [str(tiny_data / "train")],
+        [str(tiny_data / "val")],
+        hr_patch_size=32,
+        batch_size=2,
+        num_workers=0,
+        patches_per_epoch=4,
+        patches_on_device=True,
+    )
+    before = copy.deepcopy(module.generator.state_dict())
+    _trainer(tmp_path, 5, module).fit(module, datamodule=dm)  # 2 batches per epoch: crosses epochs
+    assert module.iteration == 5
+    assert any(not torch.equal(before[k], v) for k, v in module.generator.state_dict().items())
+
+
+def test_training_step_logs_no_python_numbers(tmp_path, ranker_files, tiny_data, monkeypatch):
+    """Lightning turns a logged Python number into a tensor on the module's device: on a GPU a
+    blocking copy that waits for all queued work. The step logs tensors only; host values (the
+    learning rate, the iteration) as CPU tensors, with their values."""
+    module = make_module(ranker_files, optimizer={"lr": 3e-4})
+    logged: dict[str, object] = {}
+    original = pl.LightningModule.log
+
+    def record(self, name, value, *args, **kwargs):
+        if self.training and not self.trainer.validating:
+            logged[name] = value
+        return original(self, name, value, *args, **kwargs)
+
+    monkeypatch.setattr(pl.LightningModule, "log", record)
+    _trainer(tmp_path, 2, module).fit(module, datamodule=_datamodule(tiny_data))
+    assert {"train/lr", "iteration", "train/loss_g", "train/d_loss", "train/rank/a"} <= set(logged)
+    numbers = {k: v for k, v in logged.items() if not isinstance(v, torch.Tensor)}
+    assert not numbers, f"Python numbers logged in the training step: {numbers}"
+    # after 2 iterations the schedule has passed its first milestone (2): the LR is halved
+    assert logged["train/lr"].device.type == "cpu" and float(logged["train/lr"]) == pytest.approx(1.5e-4, rel=1e-6)
+    assert logged["iteration"].device.type == "cpu" and float(logged["iteration"]) == 2.0

@@ -26,6 +26,7 @@ Diagnostics for tuning the loss weights (logged like every other curve, so they 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -102,11 +103,15 @@ class SRModule(pl.LightningModule):
         discriminator: ``{"name": "VGGDiscriminator", "kwargs": {...}}``; used when gan weight > 0.
         rank: ``{"function": "sigmoid"|"exp"|"identity", "reduction": "sum"|"mean"}`` (rank loss).
         rankers: list of ``{"checkpoint": path, "weight": w, "name": label}``; frozen, eval mode.
-        optimizer: ``{"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0}`` for G and D alike.
+        optimizer: ``{"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0, "fused": False}`` for G
+            and D alike; ``fused``: torch's single-kernel Adam (the same update, fewer kernel launches).
         lr_milestones: iterations (generator updates) at which the LR is multiplied by ``lr_gamma``.
         pretrained_generator: checkpoint to initialise G from (ours or the authors' release).
         num_logged_images: validation images logged as bicubic | SR | HR strips.
         channels_last: use the channels-last memory format for all networks and their inputs.
+        loss_networks_bf16: run the frozen loss networks (VGG / LPIPS / DISTS features and the
+            Rankers) under bf16 autocast even when the trainer's precision is 32-true; their loss
+            values come back as float32. (Under ``bf16-mixed`` everything is bf16 already.)
         nan_check_interval: iterations between host-side checks of the NaN/Inf flags (each check
             synchronises the GPU); the error names the exact first bad iteration and loss.
         grad_norm_interval: log ``train/grad_sr/<term>`` (module docstring) every this many
@@ -131,6 +136,7 @@ class SRModule(pl.LightningModule):
         pretrained_generator: str | None = None,
         num_logged_images: int = 3,
         channels_last: bool = False,
+        loss_networks_bf16: bool = False,
         nan_check_interval: int = 10,
         grad_norm_interval: int = 0,
     ) -> None:
@@ -151,7 +157,7 @@ class SRModule(pl.LightningModule):
         }
         self.gan_cfg = {"weight": 0.0, "kind": "vanilla", **(hp.gan or {})}
         self.rank_cfg = {"function": "sigmoid", "reduction": "sum", **(hp.rank or {})}
-        self.optim_cfg = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0, **(hp.optimizer or {})}
+        self.optim_cfg = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0, "fused": False, **(hp.optimizer or {})}
 
         self.generator = build_net(hp.generator)
         if pretrained_generator:
@@ -258,6 +264,8 @@ class SRModule(pl.LightningModule):
     def configure_optimizers(self):
         cfg = self.optim_cfg
         kwargs = {"lr": cfg["lr"], "betas": tuple(cfg["betas"]), "weight_decay": cfg["weight_decay"]}
+        if cfg["fused"]:
+            kwargs["fused"] = True
         optimizers = [torch.optim.Adam(self.generator.parameters(), **kwargs)]
         if self.discriminator is not None:
             optimizers.append(torch.optim.Adam(self.discriminator.parameters(), **kwargs))
@@ -293,7 +301,8 @@ class SRModule(pl.LightningModule):
             terms["pixel"] = pixel_loss(sr, hr, self.pixel_cfg["criterion"])
             total = total + self.pixel_cfg["weight"] * terms["pixel"]
         if self.perceptual_loss is not None:
-            terms["perceptual"] = self.perceptual_loss(sr, hr)
+            with self._loss_network_precision(sr):
+                terms["perceptual"] = self.perceptual_loss(sr, hr).float()
             total = total + self.perceptual_cfg["weight"] * terms["perceptual"]
         if self.discriminator is not None:
             # Plain (unwrapped) D: no gradient sync and no D gradients are needed in the G step.
@@ -304,13 +313,21 @@ class SRModule(pl.LightningModule):
             total = total + self.gan_loss.weight * terms["gan"]
             self.discriminator.requires_grad_(True)
         if self.rank_loss is not None:
-            rank_total, rank_terms = self.rank_loss(sr)
+            with self._loss_network_precision(sr):
+                rank_total, rank_terms = self.rank_loss(sr)
             for name, term in zip(self.ranker_names(), rank_terms):
                 if term is not None:
-                    terms[f"rank/{name}"] = term
-            total = total + rank_total
+                    terms[f"rank/{name}"] = term.float()
+            total = total + rank_total.float()
         terms["total"] = total
         return total, terms, sr
+
+    def _loss_network_precision(self, sr: torch.Tensor) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the frozen loss networks when ``loss_networks_bf16`` (else a no-op
+        context that leaves the trainer's own autocast, if any, in force)."""
+        if not self.hparams.loss_networks_bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(sr.device.type, dtype=torch.bfloat16)
 
     def sr_gradient_norms(self, terms: dict[str, torch.Tensor], sr: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{term: ||d(weight * term) / d sr||_2}`` for the terms of :meth:`generator_losses` (and the
@@ -384,8 +401,10 @@ class SRModule(pl.LightningModule):
             sched.step()
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=False)
         self.log("train/loss_g", loss_g.detach())
-        self.log("train/lr", opt_g.param_groups[0]["lr"])
-        self.log("iteration", float(self.iteration + 1))
+        # Host numbers go in as CPU tensors: Lightning would copy a Python number to the GPU, and
+        # that blocking copy waits for every queued kernel (a host sync per iteration).
+        self.log("train/lr", torch.tensor(float(opt_g.param_groups[0]["lr"])))
+        self.log("iteration", torch.tensor(float(self.iteration)))  # generator updates done, this one included
 
     def on_train_end(self) -> None:
         self.check_finite()
