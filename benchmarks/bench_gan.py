@@ -2,21 +2,24 @@
 
 What runs is the real ``SRModule.training_step`` (one generator update + one discriminator update =
 one iteration) inside ``Trainer.fit``, exactly as users train; a callback reads the clock at every
-batch end (after synchronising the device). Three variants, each with two feeds:
+batch start and end. Three variants, each with three feeds:
 
 * variants: ``srgan`` (perceptual 1 + GAN 5e-3, no Ranker), ``rank1`` (+ one VGG-12 Ranker, rank
   weight 0.03), ``rank2`` (+ two VGG-12 Rankers);
-* feeds: ``synthetic`` (one random LR/HR batch already on the device, no loader cost) and ``data``
-  (``PairedSRDataModule`` on the built-in demo images, ``--workers`` DataLoader workers).
+* feeds: ``synthetic`` (one random LR/HR batch already on the device, no loader cost), ``data``
+  (``PairedSRDataModule`` on the built-in demo images, ``--workers`` DataLoader workers) and
+  ``device`` (the same data module with ``patches_on_device=True``: batches cut on the device).
 
-Per run it prints the median and minimum iteration time (batch end to batch end: data wait,
-host-to-device copy, both updates, logging), the median compute time (batch start to batch end, data
-already on the device), the main process's CPU seconds per iteration (on a CPU shared with other
-jobs the steadier figure; DataLoader workers not included), iterations/s over the timed window and
-the peak memory after the warm-up. Then the Rankers' share of an iteration,
-``(t_rank - t_srgan) / t_rank``, from the median and from the minimum iteration times, and the
-same share of the iteration's forward + backward FLOPs (counted on the meta device, independent of
-the machine's load).
+Per run it prints iterations/s over the timed window (the throughput: the device is synchronised
+only at the window's edges, so the host queues work ahead as in training), the median and minimum
+iteration time (batch end to batch end: data wait, host-to-device copy, both updates, logging), the
+median compute time (batch start to batch end, data already on the device), the main process's CPU
+seconds per iteration (on a CPU shared with other jobs the steadier figure; DataLoader workers not
+included) and the peak memory after the warm-up. On a GPU the per-iteration times are host times
+unless ``--sync-each-iteration`` synchronises around every batch (device times, no queuing ahead).
+Then the Rankers' share of an iteration, ``(t_rank - t_srgan) / t_rank``, from the median and from
+the minimum iteration times, and the same share of the iteration's forward + backward FLOPs
+(counted on the meta device, independent of the machine's load).
 
 Settings (printed at the start of every run):
 
@@ -30,14 +33,27 @@ The default is ``full`` on a GPU and ``small`` on a CPU (``--full`` / ``--small`
 Reference targets for the full setting on one H200 with the data feed: >= 40 iterations/s, Rankers
 <= 10 % of an iteration.
 
+Speed options of ``SRModule`` and the data, each a flag so that its effect is measured alone:
+``--precision bf16`` (bf16-mixed), ``--channels-last``, ``--fused-adam`` (``optimizer.fused``),
+``--loss-networks-bf16`` (VGG and Rankers under bf16 autocast in a 32-true run) and the ``device``
+feed. ``--sync-debug`` (CUDA) counts the host synchronisations per timed iteration that torch's
+sync debug mode reports, with the source lines that cause them; ``--profile`` runs torch's
+profiler over the timed iterations and prints the GPU's busy share of the wall time and the
+costliest kernels (on a CPU: the costliest operators). Both are diagnostics: their runs' times
+carry the tools' overhead.
+
 Usage: ``python benchmarks/bench_gan.py [--device cuda] [--steps 50] [--warmup 10] [--precision 32|bf16]
-[--channels-last] [--workers 4] [--variants srgan rank1 rank2] [--feeds synthetic data] [--full|--small]``.
+[--channels-last] [--fused-adam] [--loss-networks-bf16] [--sync-debug] [--profile] [--sync-each-iteration]
+[--workers 4]
+[--variants srgan rank1 rank2] [--feeds synthetic data device] [--full|--small]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import logging
+import math
 import statistics
 import tempfile
 import time
@@ -60,7 +76,8 @@ from ranksrgan.nets import Ranker
 
 SCALE = 4
 VARIANTS = {"srgan": 0, "rank1": 1, "rank2": 2}  # variant -> number of Rankers
-FEEDS = ("synthetic", "data")
+FEEDS = ("synthetic", "data", "device")
+SYNC_WARNING = "synchronizing CUDA operation"
 
 
 @dataclass(frozen=True)
@@ -100,11 +117,95 @@ class RepeatedBatch(Dataset):
         return self.batch
 
 
-class IterationClock(pl.Callback):
-    """Clock readings around every training batch; resets the peak memory after the warm-up."""
+class SyncCounter:
+    """Host synchronisations that torch's CUDA sync debug mode reports while the context is open
+    (each is a warning; they are recorded, not shown). Disabled: counts nothing."""
 
-    def __init__(self, device: torch.device, warmup: int) -> None:
-        self.device, self.warmup = device, warmup
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.log, self.first, self.last = enabled, [], 0, 0
+        self._catch = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> SyncCounter:
+        if self.enabled:
+            self.log = self._catch.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            torch.cuda.set_sync_debug_mode("default")
+            self._catch.__exit__(*exc)
+
+    def start(self) -> None:
+        """Count from here on (the start of the timed window)."""
+        self.first = len(self.log)
+
+    def stop(self) -> None:
+        """The end of the timed window (the warnings of the last batch's sync are not counted)."""
+        self.last = len(self.log)
+
+    def timed(self) -> list[warnings.WarningMessage]:
+        """The synchronisations reported inside the timed window."""
+        return [w for w in self.log[self.first : self.last] if SYNC_WARNING in str(w.message)]
+
+
+class KernelProfile:
+    """``torch.profiler`` over the timed window. On a GPU: the device's busy time per iteration
+    (CUDA kernels and copies, summed) against the wall time, and the costliest kernels; a busy
+    share near 100 % means the GPU is the limit, far below it the host (Python, launches, syncs)
+    or the loader is. On a CPU: the costliest operators by self CPU time. Disabled: does nothing.
+    """
+
+    def __init__(self, enabled: bool, device: torch.device) -> None:
+        self.enabled, self.cuda = enabled, device.type == "cuda"
+        self.profiler: torch.profiler.profile | None = None
+
+    def start(self) -> None:
+        if self.enabled:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if self.cuda:
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(activities=activities)
+            self.profiler.__enter__()
+
+    def stop(self) -> None:
+        if self.profiler is not None:
+            self.profiler.__exit__(None, None, None)
+
+    def report(self, iterations: int, wall_seconds: float, top: int = 5) -> str:
+        """One line: busy time (GPU) or operator time (CPU) per iteration and the ``top`` costliest."""
+        if self.profiler is None:
+            return "not profiled"
+        per_iteration: collections.Counter[str] = collections.Counter()
+        if self.cuda:
+            for event in self.profiler.events():
+                if event.device_type == torch.autograd.DeviceType.CUDA:
+                    per_iteration[event.name] += event.time_range.elapsed_us() / 1e3 / iterations
+            kind = "GPU busy"
+        else:
+            for event in self.profiler.key_averages():
+                per_iteration[event.key] += event.self_cpu_time_total / 1e3 / iterations
+            kind = "CPU operators"
+        busy, wall = sum(per_iteration.values()), wall_seconds * 1e3 / iterations
+        costliest = "; ".join(f"{name[:60]} {ms:.2f} ms" for name, ms in per_iteration.most_common(top))
+        return f"{kind} {busy:.1f} ms of {wall:.1f} ms wall per iteration ({busy / wall * 100:.0f} %); costliest: {costliest}"
+
+
+class IterationClock(pl.Callback):
+    """Clock readings around every training batch; resets the peak memory after the warm-up.
+
+    The device is synchronised at the edges of the timed window (the end of the warm-up and the
+    last batch), so the window's rate is the true throughput with the host queuing work ahead as
+    in training. With ``sync_each_iteration`` it is also synchronised around every batch: the
+    per-iteration times are then device times, but the host can no longer run ahead. Without it
+    they are host times (on a GPU: how long the host took to queue the batch's work, or waited).
+    """
+
+    def __init__(self, device: torch.device, warmup: int, total: int, sync_each_iteration: bool, watchers: tuple = ()) -> None:
+        self.device, self.warmup, self.total = device, warmup, total
+        self.sync_each_iteration = sync_each_iteration
+        self.watchers = watchers  # objects with start() / stop(), called at the timed window's edges
         self.starts: list[float] = []
         self.ends: list[float] = []
         self.cpu_starts: list[float] = []  # process CPU time (all threads of this process)
@@ -112,19 +213,29 @@ class IterationClock(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self.warmup == 0:
+            synchronize(self.device)
             reset_peak_memory(self.device)
+            for watcher in self.watchers:
+                watcher.start()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        synchronize(self.device)
+        if self.sync_each_iteration:
+            synchronize(self.device)
         self.starts.append(time.perf_counter())
         self.cpu_starts.append(time.process_time())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        synchronize(self.device)
+        if self.sync_each_iteration or len(self.ends) + 1 in (self.warmup, self.total):
+            synchronize(self.device)
         self.ends.append(time.perf_counter())
         self.cpu_ends.append(time.process_time())
         if len(self.ends) == self.warmup:
             reset_peak_memory(self.device)
+            for watcher in self.watchers:
+                watcher.start()
+        if len(self.ends) == self.total:
+            for watcher in self.watchers:
+                watcher.stop()
 
     def compute_times(self) -> list[float]:
         """Batch start -> batch end of each timed iteration (data already on the device)."""
@@ -150,7 +261,9 @@ class IterationClock(pl.Callback):
         return self.ends[-1] - first
 
 
-def make_module(setting: Setting, ranker_files: list[str], channels_last: bool) -> SRModule:
+def make_module(
+    setting: Setting, ranker_files: list[str], channels_last: bool, fused_adam: bool = False, loss_networks_bf16: bool = False
+) -> SRModule:
     torch.manual_seed(0)
     return SRModule(
         generator={
@@ -164,7 +277,9 @@ def make_module(setting: Setting, ranker_files: list[str], channels_last: bool) 
         discriminator={"name": "VGGDiscriminator", "kwargs": {"num_features": setting.d_features, "input_size": setting.hr}},
         rank={"function": "sigmoid", "reduction": "sum"},
         rankers=[{"name": f"ranker{i}", "checkpoint": path, "weight": 0.03} for i, path in enumerate(ranker_files)],
+        optimizer={"fused": fused_adam},
         channels_last=channels_last,
+        loss_networks_bf16=loss_networks_bf16,
     )
 
 
@@ -191,9 +306,11 @@ def run_once(
     setting: Setting, n_rankers: int, feed: str, args: argparse.Namespace, ranker_files: list[str], demo: dict[str, Path]
 ) -> dict[str, float]:
     device = torch.device(args.device)
-    module = make_module(setting, ranker_files[:n_rankers], args.channels_last)
+    module = make_module(setting, ranker_files[:n_rankers], args.channels_last, args.fused_adam, args.loss_networks_bf16)
     iterations = args.warmup + args.steps
-    clock = IterationClock(device, args.warmup)
+    syncs = SyncCounter(args.sync_debug and device.type == "cuda")
+    profile = KernelProfile(args.profile, device)
+    clock = IterationClock(device, args.warmup, iterations, args.sync_each_iteration, (syncs, profile))
     trainer = pl.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu",
         devices=[device.index or 0] if device.type == "cuda" else 1,
@@ -208,6 +325,28 @@ def run_once(
         enable_model_summary=False,
         callbacks=[clock],
     )
+    with syncs:
+        fit(trainer, module, setting, feed, args, iterations, device, demo)
+    if module.iteration != iterations:
+        raise RuntimeError(f"expected {iterations} iterations, the Trainer ran {module.iteration}")
+    iteration_times = clock.iteration_times()
+    timed = syncs.timed()
+    sources = collections.Counter(f"{Path(w.filename).name}:{w.lineno}" for w in timed)
+    return {
+        "iteration": statistics.median(iteration_times),
+        "iteration_min": min(iteration_times),
+        "compute": statistics.median(clock.compute_times()),
+        "cpu": statistics.median(clock.cpu_times()),
+        "rate": len(iteration_times) / clock.window_seconds(),
+        "peak_mb": peak_memory_mb(device),
+        "syncs": len(timed) / args.steps if syncs.enabled else float("nan"),
+        "sync_sources": ", ".join(f"{where} x{n}" for where, n in sources.most_common(3)),
+        "profile": profile.report(args.steps, clock.window_seconds()),
+    }
+
+
+def fit(trainer, module, setting, feed, args, iterations, device, demo) -> None:
+    """``trainer.fit`` on the feed: a repeated on-device batch, or the demo images' data module."""
     if feed == "synthetic":
         gen = torch.Generator().manual_seed(0)
         lr_size = setting.hr // SCALE
@@ -225,19 +364,9 @@ def run_once(
             batch_size=setting.batch,
             num_workers=args.workers,
             patches_per_epoch=(iterations + 1) * setting.batch,
+            patches_on_device=feed == "device",
         )
         trainer.fit(module, datamodule=dm)
-    if module.iteration != iterations:
-        raise RuntimeError(f"expected {iterations} iterations, the Trainer ran {module.iteration}")
-    iteration_times = clock.iteration_times()
-    return {
-        "iteration": statistics.median(iteration_times),
-        "iteration_min": min(iteration_times),
-        "compute": statistics.median(clock.compute_times()),
-        "cpu": statistics.median(clock.cpu_times()),
-        "rate": len(iteration_times) / clock.window_seconds(),
-        "peak_mb": peak_memory_mb(device),
-    }
 
 
 def main() -> None:
@@ -247,6 +376,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 10 on GPU, 1 on CPU)")
     parser.add_argument("--precision", choices=("32", "bf16"), default="32", help="32-true or bf16-mixed")
     parser.add_argument("--channels-last", action="store_true", help="SRModule(channels_last=True)")
+    parser.add_argument("--fused-adam", action="store_true", help="SRModule(optimizer={'fused': True})")
+    parser.add_argument("--loss-networks-bf16", action="store_true", help="SRModule(loss_networks_bf16=True)")
+    parser.add_argument("--sync-debug", action="store_true", help="count host synchronisations per iteration (CUDA)")
+    parser.add_argument("--profile", action="store_true", help="torch.profiler over the timed iterations (KernelProfile)")
+    parser.add_argument(
+        "--sync-each-iteration", action="store_true", help="synchronise around every batch: per-iteration device times"
+    )
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers for the data feed")
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--feeds", nargs="+", choices=FEEDS, default=list(FEEDS))
@@ -273,8 +409,9 @@ def main() -> None:
     print(environment_report(device))
     print(setting.describe())
     print(
-        f"precision {args.precision}, channels_last {args.channels_last}, {args.warmup} warm-up + {args.steps} timed "
-        f"iterations per run (1 iteration = 1 G update + 1 D update), data feed with {args.workers} workers"
+        f"precision {args.precision}, channels_last {args.channels_last}, fused Adam {args.fused_adam}, loss networks "
+        f"bf16 {args.loss_networks_bf16}; {args.warmup} warm-up + {args.steps} timed iterations per run "
+        f"(1 iteration = 1 G update + 1 D update), data feed with {args.workers} workers"
     )
     memory_kind = "CUDA allocated" if device.type == "cuda" else "process RSS"
     results: dict[tuple[str, str], dict[str, float]] = {}
@@ -285,7 +422,7 @@ def main() -> None:
             torch.manual_seed(seed + 1)
             ranker = Ranker("vgg12", num_features=setting.ranker_features)
             ranker_files.append(str(save_state_dict(ranker, root / f"ranker{seed}.pth")))
-        demo = build_demo_dataset(root / "demo") if "data" in args.feeds else {}
+        demo = build_demo_dataset(root / "demo") if {"data", "device"} & set(args.feeds) else {}
         flops = {variant: iteration_tflops(setting, ranker_files[: VARIANTS[variant]]) for variant in args.variants}
         print("forward+backward TFLOP per iteration: " + ", ".join(f"{v} {f:.3f}" for v, f in flops.items()))
         if "srgan" in flops:
@@ -303,6 +440,11 @@ def main() -> None:
                     f"{r['rate']:7.3f} it/s, peak {r['peak_mb']:8.0f} MiB ({memory_kind})",
                     flush=True,
                 )
+                if args.sync_debug:
+                    syncs = "not counted (CUDA only)" if math.isnan(r["syncs"]) else f"{r['syncs']:.1f}"
+                    print(f"{variant:6s} {feed:9s}: host syncs per iteration {syncs} {r['sync_sources']}".rstrip())
+                if args.profile:
+                    print(f"{variant:6s} {feed:9s}: profile: {r['profile']}")
     for feed in args.feeds:
         base = results.get(("srgan", feed))
         for variant in ("rank1", "rank2"):

@@ -3,8 +3,9 @@
     python benchmarks/gpu_summary.py LOG_DIR
 
 One row per measured setting: the step, what ran, iterations (or images) per second, peak GPU
-memory, and the step's status and wall seconds; then the ratios the GPU issue asks for (our step
-against the plain reference step, the Rankers' share of an iteration).
+memory, and the step's status and wall seconds; then the ratios: the tuned step against the default
+one and against the plain reference step, what each speed option is worth alone, the Rankers' share
+of an iteration, the host synchronisations per iteration, and the speed targets.
 """
 
 from __future__ import annotations
@@ -15,10 +16,35 @@ import sys
 from pathlib import Path
 
 GAN_LINE = re.compile(
-    r"^(?P<variant>srgan|rank1|rank2)\s+(?P<feed>synthetic|data)\s*: iteration\s+(?P<ms>[\d.]+) ms median.*?"
+    r"^(?P<variant>srgan|rank1|rank2)\s+(?P<feed>synthetic|data|device)\s*: iteration\s+(?P<ms>[\d.]+) ms median.*?"
     r"(?P<rate>[\d.]+) it/s, peak\s+(?P<peak>[\d.]+) MiB"
 )
-GAN_SETTINGS = {"02_gan_tf32": "fp32 (TF32 convs)", "03_gan_bf16": "bf16-mixed", "03_gan_bf16_cl": "bf16 + channels_last"}
+DIAGNOSTIC_LINE = re.compile(r"^(?P<variant>\w+)\s+(?P<feed>\w+)\s*: (?P<what>host syncs per iteration|profile:) (?P<rest>.*)$")
+TUNED = "bf16 + channels_last + fused Adam"
+GAN_SETTINGS = {
+    "02_gan_tf32": "fp32 (TF32 convs)",
+    "03_gan_tuned": TUNED,
+    "05_gan_bf16_cl": "bf16 + channels_last",
+    "06_gan_bf16": "bf16-mixed",
+    "07_gan_tf32_bf16_losses": "TF32, loss networks bf16",
+}
+#: (what the option is, the run with it, the run without it): each differs in that option alone
+OPTION_GAINS = (
+    ("bf16-mixed over TF32", ("06_gan_bf16", "rank1", "synthetic"), ("02_gan_tf32", "rank1", "synthetic")),
+    ("channels_last (bf16)", ("05_gan_bf16_cl", "rank1", "synthetic"), ("06_gan_bf16", "rank1", "synthetic")),
+    ("fused Adam (bf16 + channels_last)", ("03_gan_tuned", "rank1", "synthetic"), ("05_gan_bf16_cl", "rank1", "synthetic")),
+    (
+        "loss networks in bf16 (TF32 run)",
+        ("07_gan_tf32_bf16_losses", "rank1", "synthetic"),
+        ("02_gan_tf32", "rank1", "synthetic"),
+    ),
+    (
+        "on-device patches over the worker loader (tuned, 2 Rankers)",
+        ("03_gan_tuned", "rank2", "device"),
+        ("03_gan_tuned", "rank2", "data"),
+    ),
+)
+TARGET_RATE, TARGET_RANKER_SHARE = 40.0, 10.0
 
 
 def _steps(logs: Path) -> dict[str, tuple[str, str]]:
@@ -81,7 +107,16 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
     if not ref:
         table.append([name, "reference step", "no result", "-", *status(name)])
 
-    name = "05_niqe"
+    name = "08_gan_diagnostics"
+    for line in _read(logs, name).splitlines():
+        m = DIAGNOSTIC_LINE.match(line.strip())
+        if m:
+            what = m["what"].rstrip(":")
+            table.append([name, f"{what}, {TUNED}, {m['variant']}, {m['feed']}", m["rest"], "-", *status(name)])
+    if not any(row[0] == name for row in table):
+        table.append([name, "host syncs and profile", "no result", "-", *status(name)])
+
+    name = "09_niqe"
     for line in _read(logs, name).splitlines():
         m = re.match(r"^(cpu|cuda)\s+(\d+×\d+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)", line.strip())
         if m:
@@ -90,14 +125,14 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
     if not any(row[0] == name for row in table):
         table.append([name, "NIQE", "no result", "-", *status(name)])
 
-    name = "06_ranker_labelling"
+    name = "10_ranker_labelling"
     text = _read(logs, name)
     for label, unit in (("Ranker training", "pairs/s"), ("NIQE labelling", "patches/s")):
         m = re.search(r"([\d.]+) " + unit + r"; peak memory (\d+) MiB", text)
         row = [f"{m[1]} {unit}", f"{m[2]} MiB"] if m else ["no result", "-"]
         table.append([name, label, *row, *status(name)])
 
-    name = "07_pipeline"
+    name = "11_pipeline"
     text = _read(logs, name)
     done = re.findall(r"\[(stage \d+/\d+ [^\]]+)\] done: (\d+/\d+ \w+) in ([\d:]+)", text)
     peak = re.findall(r"peak CUDA memory: (\d+) MiB allocated", text) or re.findall(r"peak process RSS: (\d+) MiB", text)
@@ -106,18 +141,54 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
     )
     table.append([name, "pipeline (smoke graph)", result, f"{peak[-1]} MiB" if peak else "-", *status(name)])
 
-    ours = gan.get(("03_gan_bf16_cl", "rank2", "data")) or gan.get(("03_gan_bf16_cl", "rank1", "data"))
-    base = ref.get("fp32_default_tf32", {}).get("steps_per_s")
-    if ours and base:
-        notes.append(
-            f"ours (bf16 + channels_last, Rankers, real loader) / reference eager TF32: {ours / base:.2f}x ({ours:.1f} vs {base:.1f} it/s)"
-        )
-    for name in GAN_SETTINGS:
-        for feed in ("synthetic", "data"):
-            srgan, rank2 = gan.get((name, "srgan", feed)), gan.get((name, "rank2", feed))
-            if srgan and rank2:
-                notes.append(f"two Rankers' share of the step, {GAN_SETTINGS[name]}, {feed}: {(1 - rank2 / srgan) * 100:.1f} %")
+    notes.extend(ratios(gan, ref))
     return table, notes
+
+
+def ratios(gan: dict[tuple[str, str, str], float], ref: dict) -> list[str]:
+    """The comparisons under the table, from the GAN rates ``{(step, variant, feed): it/s}`` and the
+    reference step's results."""
+    notes = []
+    for variant in ("rank1", "rank2"):
+        for feed in ("data", "device"):
+            tuned, default = gan.get(("03_gan_tuned", variant, feed)), gan.get(("02_gan_tf32", variant, "data"))
+            if tuned and default:
+                notes.append(
+                    f"tuned ({feed} feed) / default (TF32, worker loader), {variant}: {tuned / default:.2f}x ({tuned:.1f} vs {default:.1f} it/s)"
+                )
+    for ours_key, ref_key in (
+        (("02_gan_tf32", "rank1", "synthetic"), "fp32_default_tf32"),
+        (("05_gan_bf16_cl", "rank1", "synthetic"), "bf16_channels_last"),
+        (("03_gan_tuned", "rank1", "synthetic"), "bf16_channels_last"),
+    ):
+        ours, base = gan.get(ours_key), ref.get(ref_key, {}).get("steps_per_s")
+        if ours and base:
+            label = GAN_SETTINGS[ours_key[0]]
+            notes.append(
+                f"ours ({label}, 1 Ranker, synthetic) / reference {ref_key}: {ours / base:.2f}x ({ours:.1f} vs {base:.1f} it/s)"
+            )
+    for what, with_key, without_key in OPTION_GAINS:
+        on, off = gan.get(with_key), gan.get(without_key)
+        if on and off:
+            notes.append(f"gain of {what}: {(on / off - 1) * 100:+.1f} % ({on:.1f} vs {off:.1f} it/s)")
+    for name, label in GAN_SETTINGS.items():
+        for feed in ("synthetic", "data", "device"):
+            srgan = gan.get((name, "srgan", feed))
+            for variant, count in (("rank1", "one Ranker's"), ("rank2", "two Rankers'")):
+                rate = gan.get((name, variant, feed))
+                if srgan and rate:
+                    notes.append(f"{count} share of the step, {label}, {feed}: {(1 - rate / srgan) * 100:.1f} %")
+    best = max(((rate, key) for key, rate in gan.items() if key[1] != "srgan" and key[2] != "synthetic"), default=None)
+    if best:
+        rate, (name, variant, feed) = best
+        srgan = gan.get((name, "srgan", feed))
+        share = f", Rankers {(1 - rate / srgan) * 100:.1f} % (target <= {TARGET_RANKER_SHARE:.0f} %)" if srgan else ""
+        verdict = "met" if rate >= TARGET_RATE else "not met"
+        notes.append(
+            f"target >= {TARGET_RATE:.0f} it/s with a real loader and Rankers: {verdict}; best {rate:.1f} it/s "
+            f"({GAN_SETTINGS[name]}, {variant}, {feed} feed){share}"
+        )
+    return notes
 
 
 def main() -> None:
@@ -130,8 +201,10 @@ def main() -> None:
     print("|" + "---|" * len(header))
     for row in table:
         print("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+    if notes:
+        print()
     for note in notes:
-        print(f"\n{note}")
+        print(f"- {note}")
 
 
 if __name__ == "__main__":
