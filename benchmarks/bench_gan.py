@@ -89,18 +89,23 @@ class Setting:
     g_blocks: int
     d_features: int
     ranker_features: int
+    vgg_width: int = 0  # 0: the real VGG19; else every conv of its layer sequence with this many channels
 
     def describe(self) -> str:
+        vgg = f"VGG19-shaped conv5_4 with {self.vgg_width} channels" if self.vgg_width else "VGG19 conv5_4"
         return (
             f"setting '{self.name}': batch {self.batch}, HR {self.hr} / LR {self.hr // SCALE} (x{SCALE}), "
             f"SRResNet {self.g_features}x{self.g_blocks}, VGGDiscriminator({self.d_features}, input {self.hr}), "
-            f"VGG19 conv5_4 perceptual, VGG-12 Rankers with {self.ranker_features} features"
+            f"{vgg} perceptual, VGG-12 Rankers with {self.ranker_features} features"
         )
 
 
 SETTINGS = {
     "full": Setting("full", batch=8, hr=296, g_features=64, g_blocks=16, d_features=64, ranker_features=64),
     "small": Setting("small", batch=2, hr=96, g_features=32, g_blocks=4, d_features=16, ranker_features=16),
+    # every layer of the paper's networks, almost no arithmetic: the host's cost of an iteration
+    # (Python, Lightning, operator dispatch, kernel launches), which bounds the rate without CUDA graphs
+    "overhead": Setting("overhead", batch=2, hr=32, g_features=4, g_blocks=16, d_features=4, ranker_features=4, vgg_width=4),
 }
 
 
@@ -265,7 +270,7 @@ def make_module(
     setting: Setting, ranker_files: list[str], channels_last: bool, fused_adam: bool = False, loss_networks_bf16: bool = False
 ) -> SRModule:
     torch.manual_seed(0)
-    return SRModule(
+    module = SRModule(
         generator={
             "name": "SRResNet",
             "kwargs": {"num_features": setting.g_features, "num_blocks": setting.g_blocks, "scale": SCALE},
@@ -281,6 +286,51 @@ def make_module(
         channels_last=channels_last,
         loss_networks_bf16=loss_networks_bf16,
     )
+    if setting.vgg_width and module.perceptual_loss is not None:
+        extractor = module.perceptual_loss.extractor
+        layers, channels = [], 3
+        for layer in extractor.features:
+            if isinstance(layer, torch.nn.Conv2d):
+                layer, channels = torch.nn.Conv2d(channels, setting.vgg_width, 3, padding=1), setting.vgg_width
+            layers.append(layer)
+        extractor.features = torch.nn.Sequential(*layers).requires_grad_(False)
+    return module
+
+
+def plain_loop(setting: Setting, ranker_files: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """The same module's step without Lightning: ``generator_losses``, backward, G step, then the
+    discriminator loss, backward, D step, on one synthetic batch (as the reference step script
+    does). Synchronised at the window's edges only. ``{"iteration": s, "rate": it/s}``."""
+    device = torch.device(args.device)
+    module = make_module(setting, ranker_files, args.channels_last, args.fused_adam, args.loss_networks_bf16).to(device)
+    module.setup("fit")  # channels_last, as the Trainer would
+    (opt_g, opt_d), _ = module.configure_optimizers()
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    lr = torch.rand(setting.batch, 3, setting.hr // SCALE, setting.hr // SCALE, device=device).contiguous(memory_format=fmt)
+    hr = torch.rand(setting.batch, 3, setting.hr, setting.hr, device=device).contiguous(memory_format=fmt)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+    def step() -> None:
+        with autocast:
+            loss, _, sr = module.generator_losses(lr, hr)
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        with autocast:
+            d_loss = module.gan_loss.discriminator(module.discriminator(hr), module.discriminator(sr.detach()))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+    for _ in range(max(args.warmup, 1)):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    return {"iteration": seconds, "rate": 1 / seconds}
 
 
 def iteration_tflops(setting: Setting, ranker_files: list[str]) -> float:
@@ -389,11 +439,16 @@ def main() -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="the paper's setting (default on GPU)")
     size.add_argument("--small", action="store_true", help="the reduced CPU setting (default on CPU)")
+    size.add_argument("--overhead", action="store_true", help="all layers, almost no arithmetic: the host's cost")
+    parser.add_argument("--plain", action="store_true", help="also time the same step without Lightning (synthetic batch)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the main process")
     args = parser.parse_args()
     device = torch.device(args.device)
     on_cpu = device.type == "cpu"
-    setting = SETTINGS["small" if args.small or (on_cpu and not args.full) else "full"]
+    if args.overhead:
+        setting = SETTINGS["overhead"]
+    else:
+        setting = SETTINGS["small" if args.small or (on_cpu and not args.full) else "full"]
     args.steps = args.steps if args.steps is not None else (3 if on_cpu else 50)
     args.warmup = args.warmup if args.warmup is not None else (1 if on_cpu else 10)
     if args.steps < 1 or args.warmup < 0:
@@ -445,6 +500,19 @@ def main() -> None:
                     print(f"{variant:6s} {feed:9s}: host syncs per iteration {syncs} {r['sync_sources']}".rstrip())
                 if args.profile:
                     print(f"{variant:6s} {feed:9s}: profile: {r['profile']}")
+        if args.plain:
+            for variant in args.variants:
+                r = plain_loop(setting, ranker_files[: VARIANTS[variant]], args)
+                lightning = results.get((variant, "synthetic"))
+                share = (
+                    f"; Lightning's share of the synthetic iteration {(1 - r['iteration'] * lightning['rate']) * 100:.1f} %"
+                    if lightning
+                    else ""
+                )
+                print(
+                    f"{variant:6s} plain    : iteration {r['iteration'] * 1e3:9.1f} ms; {r['rate']:7.3f} it/s (no Lightning){share}",
+                    flush=True,
+                )
     for feed in args.feeds:
         base = results.get(("srgan", feed))
         for variant in ("rank1", "rank2"):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: CUDA correctness and the speed of the paper-setting training step, in one call.
 #
-#   bash benchmarks/gpu_check.sh [--dry] [--wheels DIR] [--ref FILE] [--logs DIR] [--budget SECONDS]
-#                                [--only STEP,STEP,...]
+#   bash benchmarks/gpu_check.sh [--dry] [--wheels DIR] [--ref FILE] [--logs DIR] [--archive FILE]
+#                                [--budget SECONDS] [--only STEP,STEP,...]
 #
 # Steps, in this order (each with its own time limit, all within --budget, 420 s by default; the
 # most important first, so a short lease still gives the main figures):
@@ -19,9 +19,12 @@
 #   08 diagnostics of the tuned step      host synchronisations per iteration (torch's sync debug
 #                                         mode, with the lines that cause them) and a profile: the
 #                                         GPU's busy share of the wall time, the costliest kernels
-#   09 bench_niqe.py --device cuda        NIQE on the GPU, 1080p batched
-#   10 bench_ranker.py --device cuda      Ranker training and rank-set labelling throughput
-#   11 train.py experiment=smoke ...      a 200-iteration pipeline, trainer=gpu, bf16-mixed
+#   09 the host's cost of an iteration    every layer of the paper's networks with almost no
+#                                         arithmetic (bench_gan.py --overhead), with and without
+#                                         Lightning: the rate the host allows without CUDA graphs
+#   10 bench_niqe.py --device cuda        NIQE on the GPU, 1080p batched
+#   11 bench_ranker.py --device cuda      Ranker training and rank-set labelling throughput
+#   12 train.py experiment=smoke ...      a 200-iteration pipeline, trainer=gpu, bf16-mixed
 # then a summary table (benchmarks/gpu_summary.py) with steps/s and peak GPU memory of each, and the
 # ratios: tuned against default and against the reference, each option's gain, the Rankers' share.
 #
@@ -31,11 +34,12 @@
 #   benchmarks/prepare_gpu_wheels.sh (into a temporary target folder on PYTHONPATH).
 # --ref FILE: the reference step script (default: ../shared/reference/gpu_step_ref.py, else
 #   .gpu_ref/gpu_step_ref.py in the repository); the step is skipped, and says so, without it.
-# --logs DIR: where each step's log goes (default: $OUT/gpu_check if OUT is set, else a temporary
-#   folder); the summary reads them.
+# --logs DIR: where each step's log goes (default: a temporary folder); the summary reads them.
+# --archive FILE: also pack the logs folder (every step's log, summary.md) into one .tar.gz
+#   (default: $OUT/gpu_check_logs.tar.gz when the environment sets OUT, an output folder).
 # --budget SECONDS: wall time for all steps together; a step gets at most what is left, and a step
 #   with under 20 s left is skipped (recorded as skipped-budget).
-# --only STEPS: run only these steps (comma-separated names, e.g. 02_gan_tf32,11_pipeline), to
+# --only STEPS: run only these steps (comma-separated names, e.g. 02_gan_tf32,12_pipeline), to
 #   rerun what failed; the others are recorded as skipped-not-selected.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +49,7 @@ DRY=0
 WHEELS=""
 REF=""
 LOGS=""
+ARCHIVE=${OUT:+$OUT/gpu_check_logs.tar.gz}
 BUDGET=420
 ONLY=""
 while [ $# -gt 0 ]; do
@@ -53,9 +58,10 @@ while [ $# -gt 0 ]; do
     --wheels) WHEELS="$2"; shift ;;
     --ref) REF="$2"; shift ;;
     --logs) LOGS="$2"; shift ;;
+    --archive) ARCHIVE="$2"; shift ;;
     --budget) BUDGET="$2"; shift ;;
     --only) ONLY=",$2,"; shift ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -76,7 +82,7 @@ if [ -z "$REF" ]; then
     if [ -f "$candidate" ]; then REF="$candidate"; break; fi
   done
 fi
-if [ -z "$LOGS" ]; then LOGS=${OUT:+$OUT/gpu_check}; LOGS=${LOGS:-$(mktemp -d)}; fi
+if [ -z "$LOGS" ]; then LOGS=$(mktemp -d); fi
 mkdir -p "$LOGS"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -154,18 +160,26 @@ gan 06_gan_bf16 60 --precision bf16 "${ONE_RANKER[@]}"
 gan 07_gan_tf32_bf16_losses 60 --loss-networks-bf16 "${ONE_RANKER[@]}"
 if [ "$DRY" = 1 ]; then
   gan 08_gan_diagnostics 60 "${TUNED[@]}" --sync-debug --profile --variants rank2 --feeds device
-  step 09_niqe 120 "$PY" benchmarks/bench_niqe.py --device cpu --quick --smallest
-  step 10_ranker_labelling 120 "$PY" benchmarks/bench_ranker.py --device cpu --steps 1 --warmup 0 --patch 32 --label-patch 200 --label-stride 1000
-  step 11_pipeline 180 $PEAK train.py experiment=smoke trainer=cpu "paths.root=$WORK/runs" \
+  step 09_host_overhead 60 "$PY" benchmarks/bench_gan.py --device cpu --overhead --steps 2 --warmup 1 \
+    "${TUNED[@]}" --plain --feeds synthetic
+  step 10_niqe 120 "$PY" benchmarks/bench_niqe.py --device cpu --quick --smallest
+  step 11_ranker_labelling 120 "$PY" benchmarks/bench_ranker.py --device cpu --steps 1 --warmup 0 --patch 32 --label-patch 200 --label-stride 1000
+  step 12_pipeline 180 $PEAK train.py experiment=smoke trainer=cpu "paths.root=$WORK/runs" \
     ++stages.all.max_steps=2 ++stages.all.val_check_interval=2
 else
   step 08_gan_diagnostics 60 "$PY" benchmarks/bench_gan.py --device cuda --full --steps 5 --warmup 3 --workers 8 \
     "${TUNED[@]}" --sync-debug --profile --variants rank2 --feeds device data
-  step 09_niqe 90 "$PY" benchmarks/bench_niqe.py --device cuda
-  step 10_ranker_labelling 90 "$PY" benchmarks/bench_ranker.py --device cuda
-  step 11_pipeline 180 $PEAK train.py experiment=smoke trainer=gpu trainer.precision=bf16-mixed "paths.root=$WORK/runs" \
+  step 09_host_overhead 60 "$PY" benchmarks/bench_gan.py --device cuda --overhead --steps 30 --warmup 10 \
+    "${TUNED[@]}" --plain --feeds synthetic
+  step 10_niqe 90 "$PY" benchmarks/bench_niqe.py --device cuda
+  step 11_ranker_labelling 90 "$PY" benchmarks/bench_ranker.py --device cuda
+  step 12_pipeline 180 $PEAK train.py experiment=smoke trainer=gpu trainer.precision=bf16-mixed "paths.root=$WORK/runs" \
     ++stages.all.max_steps=200 ++stages.all.val_check_interval=100
 fi
 
 "$PY" benchmarks/gpu_summary.py "$LOGS" | tee "$LOGS/summary.md"
+echo "step logs in $LOGS"
+if [ -n "$ARCHIVE" ]; then
+  tar -czf "$ARCHIVE" -C "$LOGS" . && echo "logs packed into $ARCHIVE"
+fi
 ! grep -qv " 0 [0-9]*$\| skipped" "$LOGS/steps.txt"

@@ -21,6 +21,7 @@ GAN_LINE = re.compile(
 )
 DIAGNOSTIC_LINE = re.compile(r"^(?P<variant>\w+)\s+(?P<feed>\w+)\s*: (?P<what>host syncs per iteration|profile:) (?P<rest>.*)$")
 TUNED = "bf16 + channels_last + fused Adam"
+PLAIN_LINE = re.compile(r"^(?P<variant>srgan|rank1|rank2)\s+plain\s*: iteration\s+(?P<ms>[\d.]+) ms; +(?P<rate>[\d.]+) it/s")
 GAN_SETTINGS = {
     "02_gan_tf32": "fp32 (TF32 convs)",
     "03_gan_tuned": TUNED,
@@ -116,7 +117,22 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
     if not any(row[0] == name for row in table):
         table.append([name, "host syncs and profile", "no result", "-", *status(name)])
 
-    name = "09_niqe"
+    name = "09_host_overhead"
+    text = _read(logs, name)
+    for line in text.splitlines():
+        m, plain = GAN_LINE.match(line.strip()), PLAIN_LINE.match(line.strip())
+        if m and m["feed"] == "synthetic":
+            what = f"host cost of an iteration (all layers, no arithmetic), {TUNED}, {m['variant']}, Lightning"
+            table.append([name, what, f"{float(m['ms']):.1f} ms host = {float(m['rate']):.1f} it/s at most", "-", *status(name)])
+        elif plain:
+            what = f"host cost of an iteration (all layers, no arithmetic), {TUNED}, {plain['variant']}, plain loop"
+            table.append(
+                [name, what, f"{float(plain['ms']):.1f} ms = {float(plain['rate']):.1f} it/s at most", "-", *status(name)]
+            )
+    if not any(row[0] == name for row in table):
+        table.append([name, "host cost of an iteration", "no result", "-", *status(name)])
+
+    name = "10_niqe"
     for line in _read(logs, name).splitlines():
         m = re.match(r"^(cpu|cuda)\s+(\d+×\d+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)", line.strip())
         if m:
@@ -125,14 +141,14 @@ def rows(logs: Path) -> tuple[list[list[str]], list[str]]:
     if not any(row[0] == name for row in table):
         table.append([name, "NIQE", "no result", "-", *status(name)])
 
-    name = "10_ranker_labelling"
+    name = "11_ranker_labelling"
     text = _read(logs, name)
     for label, unit in (("Ranker training", "pairs/s"), ("NIQE labelling", "patches/s")):
         m = re.search(r"([\d.]+) " + unit + r"; peak memory (\d+) MiB", text)
         row = [f"{m[1]} {unit}", f"{m[2]} MiB"] if m else ["no result", "-"]
         table.append([name, label, *row, *status(name)])
 
-    name = "11_pipeline"
+    name = "12_pipeline"
     text = _read(logs, name)
     done = re.findall(r"\[(stage \d+/\d+ [^\]]+)\] done: (\d+/\d+ \w+) in ([\d:]+)", text)
     peak = re.findall(r"peak CUDA memory: (\d+) MiB allocated", text) or re.findall(r"peak process RSS: (\d+) MiB", text)

@@ -154,7 +154,8 @@ def test_bf16_and_channels_last_train_on_cpu(tmp_path, ranker_file, data_root, p
     module.generator.register_forward_hook(
         lambda _, inputs, out: seen.append((out.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last)))
     )
-    trainer = make_trainer(tmp_path, module, 2, devices=1, precision=precision)
+    # log_every_n_steps=1: the training curves are logged on the iterations Lightning writes
+    trainer = make_trainer(tmp_path, module, 2, devices=1, precision=precision, log_every_n_steps=1)
     trainer.fit(module, datamodule=make_datamodule(data_root))
     assert module.iteration == 2
     assert seen and all(dtype == (torch.bfloat16 if precision == "bf16-mixed" else torch.float32) for dtype, _ in seen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,16 +35,17 @@ def test_gpu_check_dry_run_passes_and_prints_the_summary(tmp_path):
         "06_gan_bf16",
         "07_gan_tf32_bf16_losses",
         "08_gan_diagnostics",
-        "09_niqe",
-        "10_ranker_labelling",
-        "11_pipeline",
+        "09_host_overhead",
+        "10_niqe",
+        "11_ranker_labelling",
+        "12_pipeline",
     }
     for cells in (c for step in by_step.values() for c in step):
         # the reference step script lives beside the repository; without it the step says so
         assert cells[4] == "ok" or (cells[0] == "04_reference" and cells[4] == "skipped"), cells
         assert cells[2] not in ("no result", "-") or cells[0] in ("04_reference", "01_pytest_gpu"), cells
     assert any("it/s" in c[2] for c in by_step["02_gan_tf32"])
-    assert by_step["11_pipeline"][0][2].startswith("5 stages")
+    assert by_step["12_pipeline"][0][2].startswith("5 stages")
     # the tuned step ran every feed, on-device patches included, with 0 / 1 / 2 Rankers
     tuned = {(c[1].split(", ")[-2], c[1].split(", ")[-1]) for c in by_step["03_gan_tuned"] if "it/s" in c[2]}
     assert tuned == {(v, f) for v in ("srgan", "rank1", "rank2") for f in ("synthetic", "data", "device")}
@@ -56,6 +58,9 @@ def test_gpu_check_dry_run_passes_and_prints_the_summary(tmp_path):
     assert re.match(
         r"CPU operators [\d.]+ ms of [\d.]+ ms wall per iteration \(\d+ %\); costliest: aten::", diagnostics["profile"]
     )
+    overhead = {c[1].split(", ")[-1]: c[2] for c in by_step["09_host_overhead"] if c[1].split(", ")[-2] == "rank2"}
+    assert set(overhead) == {"Lightning", "plain loop"}
+    assert all(re.match(r"[\d.]+ ms (host )?= [\d.]+ it/s at most$", v) for v in overhead.values()), overhead
     statuses = dict(line.split()[:2] for line in (logs / "steps.txt").read_text().splitlines())
     assert all(v == "0" for k, v in statuses.items() if k != "04_reference"), statuses
 
@@ -71,17 +76,31 @@ def test_gpu_check_refuses_a_gpu_run_without_cuda(tmp_path):
 
 def test_gpu_check_budget_skips_the_steps_it_cannot_fit(tmp_path):
     proc = subprocess.run(
-        ["bash", "benchmarks/gpu_check.sh", "--dry", "--budget", "10", "--logs", str(tmp_path)],
+        [
+            "bash",
+            "benchmarks/gpu_check.sh",
+            "--dry",
+            "--budget",
+            "10",
+            "--logs",
+            str(tmp_path / "logs"),
+            "--archive",
+            str(tmp_path / "logs.tar.gz"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    steps = [line.split() for line in (tmp_path / "steps.txt").read_text().splitlines()]
-    assert len(steps) == 11
+    steps = [line.split() for line in (tmp_path / "logs" / "steps.txt").read_text().splitlines()]
+    assert len(steps) == 12
     assert all(status.startswith("skipped") for _, status, _ in steps), steps
     assert "| 02_gan_tf32 | GAN step, fp32 (TF32 convs) | no result | - | skipped |" in proc.stdout
+    # one archive holds every log and the summary (what a machine that returns few files needs)
+    with tarfile.open(tmp_path / "logs.tar.gz") as archive:
+        names = {Path(n).name for n in archive.getnames()}
+    assert {"steps.txt", "summary.md", "00_environment.log"} <= names
 
 
 def test_summary_ratios_from_known_rates():
@@ -113,7 +132,7 @@ def test_summary_ratios_from_known_rates():
 
 def test_gpu_check_only_reruns_the_named_steps(tmp_path):
     proc = subprocess.run(
-        ["bash", "benchmarks/gpu_check.sh", "--dry", "--only", "09_niqe", "--logs", str(tmp_path)],
+        ["bash", "benchmarks/gpu_check.sh", "--dry", "--only", "10_niqe", "--logs", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -121,6 +140,6 @@ def test_gpu_check_only_reruns_the_named_steps(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     statuses = dict(line.split()[:2] for line in (tmp_path / "steps.txt").read_text().splitlines())
-    assert statuses.pop("09_niqe") == "0"
-    assert len(statuses) == 10
+    assert statuses.pop("10_niqe") == "0"
+    assert len(statuses) == 11
     assert all(v in ("skipped-not-selected", "skipped-no-reference-script") for v in statuses.values()), statuses

@@ -361,24 +361,30 @@ def test_gan_training_on_device_patches(tmp_path, ranker_files, tiny_data):
     assert any(not torch.equal(before[k], v) for k, v in module.generator.state_dict().items())
 
 
-def test_training_step_logs_no_python_numbers(tmp_path, ranker_files, tiny_data, monkeypatch):
+def test_training_step_logs_tensors_on_the_iterations_lightning_writes(tmp_path, ranker_files, tiny_data, monkeypatch):
     """Lightning turns a logged Python number into a tensor on the module's device: on a GPU a
-    blocking copy that waits for all queued work. The step logs tensors only; host values (the
-    learning rate, the iteration) as CPU tensors, with their values."""
+    blocking copy that waits for all queued work. The step logs tensors only, host values (the
+    learning rate, the iteration) as CPU tensors; and only on the iterations whose step metrics
+    Lightning writes (every ``log_every_n_steps``): on the others they would be discarded."""
     module = make_module(ranker_files, optimizer={"lr": 3e-4})
-    logged: dict[str, object] = {}
+    logged: dict[int, dict[str, object]] = {}  # global step at the time of logging -> {name: value}
     original = pl.LightningModule.log
 
     def record(self, name, value, *args, **kwargs):
         if self.training and not self.trainer.validating:
-            logged[name] = value
+            logged.setdefault(self.trainer.global_step, {})[name] = value
         return original(self, name, value, *args, **kwargs)
 
     monkeypatch.setattr(pl.LightningModule, "log", record)
-    _trainer(tmp_path, 2, module).fit(module, datamodule=_datamodule(tiny_data))
-    assert {"train/lr", "iteration", "train/loss_g", "train/d_loss", "train/rank/a"} <= set(logged)
-    numbers = {k: v for k, v in logged.items() if not isinstance(v, torch.Tensor)}
-    assert not numbers, f"Python numbers logged in the training step: {numbers}"
+    trainer = _trainer(tmp_path, 5, module)
+    trainer.log_every_n_steps = 2
+    trainer.fit(module, datamodule=_datamodule(tiny_data))
+    steps = [entry for entry in logged.values() if "train/lr" in entry]
+    assert [float(entry["iteration"]) for entry in steps] == [2.0, 4.0]  # iterations 2 and 4 of 5
+    for entry in steps:
+        assert {"train/lr", "iteration", "train/loss_g", "train/d_loss", "train/d_real", "train/rank/a"} <= set(entry)
+        numbers = {k: v for k, v in entry.items() if not isinstance(v, torch.Tensor)}
+        assert not numbers, f"Python numbers logged in the training step: {numbers}"
+        assert entry["train/lr"].device.type == entry["iteration"].device.type == "cpu"
     # after 2 iterations the schedule has passed its first milestone (2): the LR is halved
-    assert logged["train/lr"].device.type == "cpu" and float(logged["train/lr"]) == pytest.approx(1.5e-4, rel=1e-6)
-    assert logged["iteration"].device.type == "cpu" and float(logged["iteration"]) == 2.0
+    assert float(steps[0]["train/lr"]) == pytest.approx(1.5e-4, rel=1e-6)
