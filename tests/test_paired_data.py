@@ -157,6 +157,28 @@ def test_device_patches_are_aligned_augmented_crops_with_exact_values(dtype):
     assert sorted(visits) == [0] * 4 + [1] * 4 + [2] * 4
 
 
+def test_device_patches_of_a_set_mixing_8_and_16_bit_images():
+    from ranksrgan.data.paired import DevicePatchLoader
+
+    pairs = _tiny_pairs(np.uint8)[:2] + _tiny_pairs(np.uint16)[2:]
+    loader = DevicePatchLoader(pairs, 2, 8, batch_size=6, length=6, device="cpu", augment=False, seed=0)
+    batch = next(iter(loader))
+    for lr, hr in zip(batch["lr"], batch["hr"]):
+        # exact k / 255 for patches of the 8-bit images, k / 65535 for the 16-bit one
+        matches = []
+        for index, pair in enumerate(pairs):
+            top = float(np.iinfo(pair.hr.dtype).max)
+            hr_int = np.rint(hr.permute(1, 2, 0).double().numpy() * top)
+            if hr_int.max() > top or not np.allclose(hr_int / top, hr.permute(1, 2, 0).double().numpy(), rtol=0, atol=1e-7):
+                continue
+            lr_int = np.rint(lr.permute(1, 2, 0).double().numpy() * top).astype(pair.hr.dtype)
+            try:
+                matches.append(_find_patch([pair], lr_int, hr_int.astype(pair.hr.dtype), 2) + index)
+            except AssertionError:
+                pass
+        assert len(matches) == 1, matches
+
+
 def test_device_patches_flip_and_reproduce_by_seed():
     from ranksrgan.data.paired import DevicePatchLoader
 
@@ -221,3 +243,16 @@ def test_datamodule_patches_on_device_follow_the_global_seed(demo_root):
     a, b = first_batch(0), first_batch(0)
     assert a["lr"].shape == (4, 3, 8, 8) and a["hr"].shape == (4, 3, 32, 32)
     assert torch.equal(a["hr"], b["hr"]) and not torch.equal(a["hr"], first_batch(1)["hr"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_device_patches_on_cuda_equal_the_cpu_ones():
+    from ranksrgan.data.paired import DevicePatchLoader
+
+    pairs = _tiny_pairs()
+    cpu = DevicePatchLoader(pairs, 2, 8, batch_size=4, length=16, device="cpu", seed=9)
+    cuda = DevicePatchLoader(pairs, 2, 8, batch_size=4, length=16, device="cuda", seed=9)
+    for a, b in zip(cpu, cuda):
+        assert b["hr"].device.type == "cuda"
+        assert torch.equal(a["lr"], b["lr"].cpu()) and torch.equal(a["hr"], b["hr"].cpu())

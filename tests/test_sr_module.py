@@ -388,3 +388,45 @@ def test_training_step_logs_tensors_on_the_iterations_lightning_writes(tmp_path,
         assert entry["train/lr"].device.type == entry["iteration"].device.type == "cpu"
     # after 2 iterations the schedule has passed its first milestone (2): the LR is halved
     assert float(steps[0]["train/lr"]) == pytest.approx(1.5e-4, rel=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_gan_step_on_cuda_makes_no_host_sync(tmp_path, ranker_files, precision):
+    """After the warm-up, whole training iterations (both updates, the loss and NaN bookkeeping,
+    the schedulers, the logging between Lightning's write steps) run with torch's sync debug mode
+    set to raise: nothing in the step waits for the GPU."""
+
+    class NoSync(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx >= 2:
+                torch.cuda.set_sync_debug_mode("error")
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            torch.cuda.set_sync_debug_mode("default")
+
+    module = make_module(
+        ranker_files, optimizer={"fused": True}, channels_last=True, loss_networks_bf16=True, nan_check_interval=1000
+    )
+    gen = torch.Generator().manual_seed(0)
+    batch = {"lr": torch.rand(2, 3, 8, 8, generator=gen).cuda(), "hr": torch.rand(2, 3, 32, 32, generator=gen).cuda()}
+    trainer = pl.Trainer(
+        accelerator="gpu",
+        devices=1,
+        precision=precision,
+        max_steps=6 * module.optimizer_steps_per_iteration,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1000,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[NoSync()],
+    )
+    try:
+        trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch] * 6, batch_size=None))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert module.iteration == 6

@@ -125,9 +125,10 @@ class DevicePatchLoader:
         # the patch geometry (scale, LR patch, patches per epoch, augment), checked against every image
         self.spec = PairedPatchDataset(pairs, scale, hr_patch_size, length, augment)
         self.batch_size, self.device = batch_size, torch.device(device)
-        self.levels = levels(pairs[0].hr.dtype)
         # uint8 stays uint8; uint16 is held as int32 (torch's uint16 has few device kernels)
         self.images = [(self._upload(p.lr), self._upload(p.hr)) for p in pairs]
+        self.levels = [levels(p.hr.dtype) for p in pairs]  # per image: a folder may mix 8 and 16 bits
+        self.one_depth = len(set(self.levels)) == 1
         self.generator = torch.Generator().manual_seed(seed)
 
     def _upload(self, img: np.ndarray) -> torch.Tensor:
@@ -152,9 +153,14 @@ class DevicePatchLoader:
                 if self.spec.augment:
                     flips = tuple(bool(f) for f in torch.rand(3, generator=self.generator) < 0.5)
                     lr, hr = apply_flips(lr, flips), apply_flips(hr, flips)
+                if not self.one_depth:  # to float per patch, each with its own depth
+                    lr, hr = lr.float() / self.levels[index], hr.float() / self.levels[index]
                 lrs.append(lr)
                 hrs.append(hr)
-            yield {"lr": torch.stack(lrs).float() / self.levels, "hr": torch.stack(hrs).float() / self.levels}
+            if self.one_depth:  # one conversion for the whole batch
+                yield {"lr": torch.stack(lrs).float() / self.levels[0], "hr": torch.stack(hrs).float() / self.levels[0]}
+            else:
+                yield {"lr": torch.stack(lrs), "hr": torch.stack(hrs)}
 
 
 class WholeImageDataset(Dataset):
