@@ -78,15 +78,21 @@ def test_empty_folder(tmp_path):
         load_pairs([str(tmp_path / "empty")], None, scale=4)
 
 
-def test_datamodule_on_demo(demo_root):
-    dm = PairedSRDataModule(
+def demo_datamodule(demo_root, **kwargs) -> PairedSRDataModule:
+    """The demo images, HR patches 32, batches of 4, 8 patches per epoch, no workers."""
+    return PairedSRDataModule(
         train_hr=[str(demo_root / "train" / "HR")],
         val_hr=[str(demo_root / "val" / "HR")],
         hr_patch_size=32,
         batch_size=4,
         num_workers=0,
         patches_per_epoch=8,
+        **kwargs,
     )
+
+
+def test_datamodule_on_demo(demo_root):
+    dm = demo_datamodule(demo_root)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["lr"].shape == (4, 3, 8, 8) and batch["hr"].shape == (4, 3, 32, 32)
@@ -226,15 +232,7 @@ def test_datamodule_patches_on_device_follow_the_global_seed(demo_root):
     from ranksrgan.data.paired import DevicePatchLoader
 
     def first_batch(seed):
-        dm = PairedSRDataModule(
-            train_hr=[str(demo_root / "train" / "HR")],
-            val_hr=[str(demo_root / "val" / "HR")],
-            hr_patch_size=32,
-            batch_size=4,
-            num_workers=0,
-            patches_per_epoch=8,
-            patches_on_device=True,
-        )
+        dm = demo_datamodule(demo_root, patches_on_device=True)
         torch.manual_seed(seed)
         loader = dm.train_dataloader()
         assert isinstance(loader, DevicePatchLoader) and len(loader) == 2
