@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -27,6 +28,38 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _constructor_keywords(cls: type) -> set[str]:
+    """The keyword arguments ``cls(...)`` accepts: its ``__init__`` parameters, and those of the
+    base classes it passes ``**settings`` on to."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        names |= {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD}
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return names - {"self"}
+
+
+@pytest.fixture(scope="session")
+def constructor_keywords():
+    """:func:`_constructor_keywords`, for "no dead configuration keys" checks."""
+    return _constructor_keywords
+
+
+@pytest.fixture()
+def isolated_command_env(monkeypatch, tmp_path):
+    """For command-line tests: no Ma model from the user's environment, a private cache folder,
+    and one intra-op thread for the test (restored after it)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("RANKSRGAN_MA_MODEL", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

@@ -158,9 +158,7 @@ def test_training_pairs_are_seeded_and_share_one_geometry(hr_split, monkeypatch)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_configs_instantiate_without_dead_keys(family, tmp_path):
-    import inspect
-
+def test_configs_instantiate_without_dead_keys(family, tmp_path, constructor_keywords):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -168,8 +166,8 @@ def test_configs_instantiate_without_dead_keys(family, tmp_path):
     assert cfg.ranker.name == family and cfg.ranker.monitor == "val/srocc"
     dm = instantiate(cfg.ranker.datamodule)
     assert isinstance(dm, AlbumentationsRankDataModule) and len(dm.degradation) == 4
-    params = set(inspect.signature(AlbumentationsRankDataModule.__init__).parameters)
-    assert set(OmegaConf.to_container(cfg.ranker.datamodule)) - {"_target_"} <= params
+    keywords = constructor_keywords(AlbumentationsRankDataModule)
+    assert set(OmegaConf.to_container(cfg.ranker.datamodule)) - {"_target_"} <= keywords
 
 
 def test_recipes_name_their_rankers():

@@ -26,15 +26,7 @@ from ranksrgan.export import save_state_dict
 from ranksrgan.io import read_image, write_image
 from ranksrgan.nets import SRResNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch, tmp_path):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("RANKSRGAN_MA_MODEL", "")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("isolated_command_env")
 
 
 def _noise(h: int, w: int, seed: int) -> torch.Tensor:

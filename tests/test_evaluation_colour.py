@@ -28,15 +28,7 @@ from ranksrgan.metrics.fidelity import chroma_ratio, ciede2000, psnr_rgb, psnr_y
 from ranksrgan.nets import Ranker
 from ranksrgan.ops import imresize, quantize_uint8
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(tmp_path, monkeypatch):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("RANKSRGAN_MA_MODEL", "")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("isolated_command_env")
 
 
 def _grey(img: np.ndarray) -> np.ndarray:

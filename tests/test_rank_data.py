@@ -531,3 +531,35 @@ def test_interp_from_a_generator_checkpoint(hr_split, tmp_path):
     assert np.abs(sr.astype(np.float64) - expected.permute(1, 2, 0).numpy() * 255).max() <= 0.5 + 1e-3
     with pytest.raises(ValueError, match="generator checkpoint"):
         InterpRankDataModule([hr_split[0]], [hr_split[1]], sr=__file__, patch_size=48, num_workers=0).setup()
+
+
+def test_hr_folder_settings_reach_every_rank_data_module(tmp_path):
+    """The blur/noise, interpolation and albumentations data modules take the HR-folder settings
+    as keywords and hand them all to HRRankDataModule."""
+    from ranksrgan.data.rank.albument import AlbumentationsRankDataModule
+
+    settings = {
+        "patch_size": 48,
+        "batch_size": 3,
+        "num_workers": 0,
+        "patches_per_epoch": 17,
+        "val_windows_per_image": 5,
+        "min_sharpness": 2.5,
+        "augment": False,
+        "seed": 11,
+        "build_demo": True,
+        "demo_root": str(tmp_path / "demo"),
+    }
+    folders = (str(tmp_path / "train"), str(tmp_path / "val"))
+    modules = [
+        DistortionRankDataModule("blur", *folders, **settings),
+        InterpRankDataModule(*folders, **settings),
+        AlbumentationsRankDataModule(
+            "ImageCompression", [{"quality_range": (90, 90)}, {"quality_range": (20, 20)}], *folders, **settings
+        ),
+    ]
+    for dm in modules:
+        assert {name: getattr(dm, name) for name in settings} == settings, type(dm).__name__
+        assert (dm.train_hr, dm.val_hr) == ([folders[0]], [folders[1]])
+    with pytest.raises(TypeError, match="patch_sise"):
+        DistortionRankDataModule("noise", *folders, patch_sise=48)

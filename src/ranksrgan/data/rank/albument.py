@@ -228,7 +228,11 @@ class AlbumentationsRankDataModule(HRRankDataModule):
 
     Args:
         transform, levels, param, fixed, values: the family (:class:`Degradation`).
-        train_hr ... demo_root: as :class:`ranksrgan.data.rank.distortion.DistortionRankDataModule`.
+        train_hr / val_hr: HR folders (the split is by folder).
+        **settings: the other HR-folder settings of
+            :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
+            num_workers, patches_per_epoch, val_windows_per_image, min_sharpness, augment, seed,
+            build_demo, demo_root).
     """
 
     def __init__(
@@ -240,31 +244,9 @@ class AlbumentationsRankDataModule(HRRankDataModule):
         param: str | None = None,
         fixed: Mapping[str, Any] | None = None,
         values: Sequence[float] | None = None,
-        patch_size: int = 296,
-        batch_size: int = 16,
-        num_workers: int = 2,
-        patches_per_epoch: int = 16000,
-        val_windows_per_image: int = 8,
-        min_sharpness: float = 0.0,
-        augment: bool = True,
-        seed: int = 0,
-        build_demo: bool = False,
-        demo_root: str | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(
-            train_hr,
-            val_hr,
-            patch_size=patch_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            patches_per_epoch=patches_per_epoch,
-            val_windows_per_image=val_windows_per_image,
-            min_sharpness=min_sharpness,
-            augment=augment,
-            seed=seed,
-            build_demo=build_demo,
-            demo_root=demo_root,
-        )
+        super().__init__(train_hr, val_hr, **settings)
         self.degradation = Degradation(transform, levels, param, fixed, values)
         self.label = self.degradation.name
         self.levels = self.degradation.levels

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -194,7 +195,19 @@ class HRRankDataModule(ImageFolderDataModule):
     flips and the seed. Subclasses give the level count (:attr:`num_levels`), a :attr:`label`
     for the log and the two datasets (:meth:`make_train_set`, :meth:`make_val_set`).
 
-    Args: see :class:`DistortionRankDataModule`.
+    Args (the HR-folder settings; subclasses take them as keyword arguments):
+        train_hr / val_hr: HR folders (the split is by folder: no image on both sides).
+        patch_size: patch side.
+        batch_size: pairs per training batch; validation batches hold ``batch_size`` windows.
+        num_workers: DataLoader workers.
+        patches_per_epoch: training items per epoch (steps are what count: ``max_steps``).
+        val_windows_per_image: at most this many validation windows per image.
+        min_sharpness: training and validation windows whose clean HR patch is flatter than this
+            (mean Y gradient magnitude, 0-255; :func:`ranksrgan.data.rank.patch_scores.sharpness`) are
+            avoided: flat sky or walls look the same at every level. 0: no filter.
+        augment: random flips / transpose.
+        seed: seed of the validation windows (and of the noise, where there is one).
+        build_demo / demo_root: create the built-in demo images in ``prepare_data``.
     """
 
     label = "rank"
@@ -259,19 +272,12 @@ class DistortionRankDataModule(HRRankDataModule):
 
     Args:
         kind: ``"blur"`` or ``"noise"``.
-        levels: ascending sigma (blur, px) or std (noise, 0-255) list; None: the paper's.
         train_hr / val_hr: HR folders (the split is by folder).
-        patch_size: patch side.
-        batch_size: pairs per training batch; validation batches hold ``batch_size`` windows.
-        num_workers: DataLoader workers.
-        patches_per_epoch: training items per epoch (steps are what count: ``max_steps``).
-        val_windows_per_image: at most this many validation windows per image.
-        min_sharpness: training and validation windows whose clean HR patch is flatter than this
-            (mean Y gradient magnitude, 0-255; :func:`ranksrgan.data.rank.patch_scores.sharpness`) are
-            avoided: flat sky or walls look the same at every blur / noise level. 0: no filter.
-        augment: random flips / transpose.
-        seed: seed of the validation windows and noise.
-        build_demo / demo_root: create the built-in demo images in ``prepare_data``.
+        levels: ascending sigma (blur, px) or std (noise, 0-255) list; None: the paper's.
+        **settings: the other HR-folder settings of
+            :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
+            num_workers, patches_per_epoch, val_windows_per_image, min_sharpness, augment, seed,
+            build_demo, demo_root).
     """
 
     def __init__(
@@ -280,41 +286,19 @@ class DistortionRankDataModule(HRRankDataModule):
         train_hr: Sequence[str],
         val_hr: Sequence[str],
         levels: Sequence[float] | None = None,
-        patch_size: int = 296,
-        batch_size: int = 16,
-        num_workers: int = 2,
-        patches_per_epoch: int = 16000,
-        val_windows_per_image: int = 8,
-        min_sharpness: float = 0.0,
-        augment: bool = True,
-        seed: int = 0,
-        build_demo: bool = False,
-        demo_root: str | None = None,
+        **settings: Any,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        super().__init__(
-            train_hr,
-            val_hr,
-            patch_size=patch_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            patches_per_epoch=patches_per_epoch,
-            val_windows_per_image=val_windows_per_image,
-            min_sharpness=min_sharpness,
-            augment=augment,
-            seed=seed,
-            build_demo=build_demo,
-            demo_root=demo_root,
-        )
+        super().__init__(train_hr, val_hr, **settings)
         self.kind = self.label = kind
         self.levels = check_levels(DEFAULT_LEVELS[kind] if levels is None else levels, f"{kind} levels")
         if len(self.levels) > _SEED_SLOTS:
             raise ValueError(f"at most {_SEED_SLOTS} {kind} levels are supported, got {len(self.levels)}")
         if self.levels[0] < 0:
             raise ValueError(f"{kind} levels must be >= 0, got {self.levels}")
-        if kind == "blur" and blur_kernel_size(self.levels[-1]) // 2 >= patch_size:
-            raise ValueError(f"blur sigma {self.levels[-1]} needs patches larger than {patch_size}")
+        if kind == "blur" and blur_kernel_size(self.levels[-1]) // 2 >= self.patch_size:
+            raise ValueError(f"blur sigma {self.levels[-1]} needs patches larger than {self.patch_size}")
 
     # ------------------------------------------------------------------ batched distortion
 

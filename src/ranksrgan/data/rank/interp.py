@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -211,16 +212,10 @@ class InterpRankDataModule(HRRankDataModule):
         sr: ``"bicubic"``, a generator checkpoint, or a folder of SR images (module docstring).
         lambdas: ascending λ levels, best (0 = HR) first.
         scale: SR factor (LR making and mod-crop).
-        patch_size: patch side.
-        batch_size: pairs per training batch; validation batches hold ``batch_size`` windows.
-        num_workers: DataLoader workers.
-        patches_per_epoch: training pairs per epoch (steps are what count: ``max_steps``).
-        val_windows_per_image: at most this many validation windows per image.
-        min_sharpness: training and validation windows whose HR patch is flatter than this (mean
-            Y gradient magnitude, 0-255) are avoided: there SR and HR barely differ. 0: no filter.
-        augment: random flips / transpose.
-        seed: seed of the validation windows.
-        build_demo / demo_root: create the built-in demo images in ``prepare_data``.
+        **settings: the other HR-folder settings of
+            :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
+            num_workers, patches_per_epoch, val_windows_per_image, min_sharpness (flat windows, where SR and HR barely differ), augment, seed,
+            build_demo, demo_root).
     """
 
     def __init__(
@@ -230,31 +225,9 @@ class InterpRankDataModule(HRRankDataModule):
         sr: str = "bicubic",
         lambdas: Sequence[float] = DEFAULT_LAMBDAS,
         scale: int = 4,
-        patch_size: int = 296,
-        batch_size: int = 16,
-        num_workers: int = 2,
-        patches_per_epoch: int = 16000,
-        val_windows_per_image: int = 8,
-        min_sharpness: float = 0.0,
-        augment: bool = True,
-        seed: int = 0,
-        build_demo: bool = False,
-        demo_root: str | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(
-            train_hr,
-            val_hr,
-            patch_size=patch_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            patches_per_epoch=patches_per_epoch,
-            val_windows_per_image=val_windows_per_image,
-            min_sharpness=min_sharpness,
-            augment=augment,
-            seed=seed,
-            build_demo=build_demo,
-            demo_root=demo_root,
-        )
+        super().__init__(train_hr, val_hr, **settings)
         self.lambdas = check_levels(lambdas, "lambdas")
         if self.lambdas[0] < 0 or self.lambdas[-1] > 1:
             raise ValueError(f"lambdas must lie in [0, 1], got {self.lambdas}")
