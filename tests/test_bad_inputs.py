@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,10 +104,12 @@ def test_score_truncated_png_gives_one_clean_line(mixed, capfd):
     _truncated_png(bad)
     assert score_cli.main([str(bad)]) == 1  # a single file: as --strict
     lines = _stderr(capfd, "ranksrgan-score")
-    assert lines == [
-        f"ranksrgan-score: error: {bad}: cannot decode image (corrupt, truncated or unsupported data: "
-        "PNG input buffer is incomplete)"
-    ]
+    # Our wording, whatever the decoder adds after the colon (OpenCV words it differently by release).
+    assert len(lines) == 1
+    assert re.fullmatch(
+        rf"ranksrgan-score: error: {re.escape(str(bad))}: cannot decode image \(corrupt, truncated or unsupported data(: [^()]+)?\)",
+        lines[0],
+    ), lines
     # in a folder: skipped, the others scored
     assert score_cli.main([str(mixed), "--device", "cpu"]) == 1
     lines = _stderr(capfd, "ranksrgan-score")

@@ -13,6 +13,9 @@ import re
 import sys
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
@@ -95,3 +98,49 @@ def test_the_parser_sees_imports_inside_functions(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     assert set(_imported()) == {"piq", "cv2"}
+
+
+def _requirements(extras: set[str] | None = None) -> list[Requirement]:
+    """install_requires and the given extras of setup.cfg (every extra when None)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg", encoding="utf-8")
+    chosen = [block for name, block in cfg["options.extras_require"].items() if extras is None or name in extras]
+    blocks = [cfg["options"]["install_requires"], *chosen]
+    return [Requirement(line.split("#", 1)[0].strip()) for b in blocks for line in b.strip().splitlines() if line.strip()]
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_every_dependency_has_a_tested_upper_bound():
+    unbounded = [str(r) for r in _requirements() if not any(s.operator in ("<", "<=", "==") for s in r.specifier)]
+    assert not unbounded, f"setup.cfg: no upper bound for {unbounded}"
+
+
+def test_constraints_pin_every_dependency_within_its_bounds():
+    """constraints.txt (what `make install` uses) names every package `make install` installs except
+    the torch pair, which the Makefile pins, at a version inside setup.cfg's bounds."""
+    installed_extras = re.search(r'-e "\.\[([a-z,]+)\]"', (REPO / "Makefile").read_text()).group(1)
+    pins = _constraints()
+    for req in _requirements(set(installed_extras.split(","))):
+        name = canonicalize_name(req.name)
+        if name in ("torch", "torchvision"):
+            continue
+        assert name in pins, f"constraints.txt: no pin for {req.name}"
+        assert req.specifier.contains(pins[name], prereleases=True), f"constraints.txt: {req.name}=={pins[name]} outside {req}"
+
+
+def test_the_makefile_torch_pair_is_inside_the_bounds():
+    line = next(ln for ln in (REPO / "Makefile").read_text().splitlines() if ln.startswith("TORCH ?="))
+    pinned = dict(p.split("==") for p in line.split("?=", 1)[1].split())
+    bounds = {canonicalize_name(r.name): r.specifier for r in _requirements()}
+    assert set(pinned) == {"torch", "torchvision"}
+    for name, version in pinned.items():
+        assert bounds[name].contains(version), f"Makefile TORCH: {name}=={version} outside {bounds[name]}"
