@@ -70,29 +70,21 @@ def generator_grad(module: SRModule, lr: torch.Tensor, hr: torch.Tensor) -> torc
     return torch.cat([p.grad.flatten() for p in module.generator.parameters()])
 
 
-TERMS = {
-    "pixel": lambda m, w: m.pixel_cfg.__setitem__("weight", w),
-    "perceptual": lambda m, w: m.perceptual_cfg.__setitem__("weight", w),
-    "gan": lambda m, w: setattr(m.gan_loss, "weight", w),
-    "ranker a": lambda m, w: m.rank_loss.weights.__setitem__(0, w),
-    "ranker b": lambda m, w: m.rank_loss.weights.__setitem__(1, w),
-}
+TERMS = ("pixel", "perceptual", "gan", "rank/a", "rank/b")
 
 
-@pytest.mark.parametrize("term", list(TERMS))
+@pytest.mark.parametrize("term", TERMS)
 def test_each_loss_term_moves_the_gradient_only_when_weighted(ranker_files, term):
     torch.manual_seed(0)
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
     module = make_module(ranker_files)
     full = generator_grad(module, lr, hr)
-    TERMS[term](module, 0.0)
+    module.losses[term].weight = 0.0
     without = generator_grad(module, lr, hr)
     assert not torch.allclose(full, without), f"{term} with a non-zero weight did not change the gradient"
     # Weight 0 must equal a module that never had the term.
     reference = make_module(ranker_files)
-    for other, setter in TERMS.items():
-        if other == term:
-            setter(reference, 0.0)
+    reference.losses[term].weight = 0.0
     assert torch.allclose(without, generator_grad(reference, lr, hr), atol=0)
 
 
@@ -119,16 +111,17 @@ def _datamodule(root) -> PairedSRDataModule:
 
 def test_rankers_frozen_during_gan_training(tmp_path, ranker_files, tiny_data):
     module = make_module(ranker_files)
-    before = copy.deepcopy(module.rank_loss.rankers.state_dict())
+    rankers = torch.nn.ModuleList([loss.ranker for loss in module.rank_losses()])
+    before = copy.deepcopy(rankers.state_dict())
     g_before = copy.deepcopy(module.generator.state_dict())
     _trainer(tmp_path, 3, module).fit(module, datamodule=_datamodule(tiny_data))
     assert module.iteration == 3
-    after = module.rank_loss.rankers.state_dict()
+    after = rankers.state_dict()
     assert before.keys() == after.keys()
     for key in before:  # weights AND BatchNorm running statistics
         assert torch.equal(before[key], after[key]), key
-    assert not any(m.training for m in module.rank_loss.rankers.modules())
-    assert all(not p.requires_grad for p in module.rank_loss.parameters())
+    assert not any(m.training for r in rankers for m in r.modules())
+    assert all(not p.requires_grad for p in rankers.parameters())
     assert any(not torch.equal(g_before[k], v) for k, v in module.generator.state_dict().items())
 
 
@@ -147,7 +140,7 @@ def test_resume_continues_lr_schedule(tmp_path, ranker_files, tiny_data):
         assert a.last_epoch == b.last_epoch == 5
         assert a.get_last_lr() == b.get_last_lr() == [1e-4 * 0.25]
     ckpt = torch.load(last, weights_only=True)
-    assert not any(k.startswith(("rank_loss.", "perceptual_loss.")) for k in ckpt["state_dict"])
+    assert not any(k.startswith("losses.") for k in ckpt["state_dict"])
     assert ckpt["ranksrgan_arch"]["name"] == "SRResNet"
 
 
@@ -177,7 +170,7 @@ def test_sr_gradient_norms_match_each_weighted_term(ranker_files):
     from ranksrgan.checkpoints import load_ranker
 
     module = make_module(ranker_files, perceptual={"weight": 0.0}, rank={"reduction": "mean"})
-    module.pixel_cfg["weight"] = 2.0
+    module.losses["pixel"].weight = 2.0
     torch.manual_seed(1)
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
     _, terms, sr = module.generator_losses(lr, hr)
@@ -282,10 +275,10 @@ def test_perceptual_kind_selects_a_learned_metric_as_the_loss(kind):
         pixel={"weight": 0.0},
         perceptual={"weight": 1.0, "kind": kind, "pretrained": False},
     )
-    assert type(module.perceptual_loss) is type(perceptual_metric_loss(kind, pretrained=False))
+    assert type(module.losses["perceptual"].metric) is type(perceptual_metric_loss(kind, pretrained=False))
     lr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 32, 32)
     total, terms, sr = module.generator_losses(lr, hr)
-    assert torch.allclose(total, module.perceptual_loss(sr, hr)) and terms["perceptual"].requires_grad
+    assert torch.allclose(total, module.losses["perceptual"](sr, hr)) and terms["perceptual"].requires_grad
     with pytest.raises(ValueError, match="perceptual.kind must be 'vgg', 'lpips' or 'dists'"):
         SRModule(
             generator={"name": "SRResNet", "kwargs": {"num_features": 4, "num_blocks": 1, "scale": 2}},
@@ -322,8 +315,8 @@ def test_loss_networks_bf16_runs_vgg_and_rankers_in_bf16_only(ranker_files):
     def record(name):
         return lambda mod, args, out: seen[name].append(out.dtype)
 
-    module.perceptual_loss.extractor.register_forward_hook(record("vgg"))
-    module.rank_loss.rankers[0].register_forward_hook(record("ranker"))
+    module.losses["perceptual"].extractor.register_forward_hook(record("vgg"))
+    module.losses["rank/a"].ranker.register_forward_hook(record("ranker"))
     module.generator.register_forward_hook(record("generator"))
     module.discriminator.register_forward_hook(record("discriminator"))
     torch.manual_seed(0)

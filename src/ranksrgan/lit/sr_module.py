@@ -40,12 +40,12 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ranksrgan.checkpoints import load_generator, load_ranker
+from ranksrgan.checkpoints import load_generator
 from ranksrgan.io import write_image
-from ranksrgan.losses import GANLoss, PerceptualLoss, RankContentLoss, pixel_loss
+from ranksrgan.losses import GANLoss, RankLoss, build_generator_losses
 from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.registry import METRICS, PIRM
-from ranksrgan.nets import VGGFeatureExtractor, build_net, net_spec
+from ranksrgan.nets import build_net, net_spec
 from ranksrgan.ops.resize import imresize
 
 __all__ = ["SRModule", "ChromaRatio", "MeanScore", "chroma_std"]
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 # Keys of frozen helper networks that are NOT stored in checkpoints (they are rebuilt from the
 # config and their own files): the VGG feature extractor and the Rankers.
-_FROZEN_PREFIXES = ("perceptual_loss.", "rank_loss.")
+_FROZEN_PREFIXES = ("losses.perceptual.", "losses.rank/")
 
 
 def _plain(obj: Any) -> Any:
@@ -98,14 +98,13 @@ class SRModule(pl.LightningModule):
     Args:
         generator: ``{"name": "SRResNet"|"RRDBNet", "kwargs": {...}}``; LR ``B×3×h×w`` [0,1] -> SR.
         scale: SR factor (must match the generator's).
-        pixel: ``{"weight", "criterion": "l1"|"mse"}``.
-        perceptual: ``{"weight", "kind": "vgg"|"lpips"|"dists", "layer": "conv5_4", "criterion":
-            "l1"|"mse", "pretrained": bool}``; ``vgg``: the paper's VGG19 feature distance (``layer``,
-            ``criterion``); ``lpips`` / ``dists``: those metrics (piq) as the loss, frozen
-            (VGG19 features, ImageNet normalisation, frozen).
-        gan: ``{"weight", "kind": "vanilla"|"ragan"}``.
+        pixel, perceptual, gan, rank: the loss sections, keyword arguments of the terms of
+            :func:`ranksrgan.losses.build_generator_losses` (whose signatures hold the defaults):
+            ``pixel``: :class:`~ranksrgan.losses.PixelLoss`; ``perceptual``:
+            :func:`~ranksrgan.losses.build_perceptual_loss`; ``gan``: ``{"weight", "kind"}``;
+            ``rank``: ``{"function", "reduction", "floor"}`` of every Ranker's
+            :class:`~ranksrgan.losses.RankLoss`.
         discriminator: ``{"name": "VGGDiscriminator", "kwargs": {...}}``; used when gan weight > 0.
-        rank: ``{"function": "sigmoid"|"exp"|"identity", "reduction": "sum"|"mean"}`` (rank loss).
         rankers: list of ``{"checkpoint": path, "weight": w, "name": label}``; frozen, eval mode.
         optimizer: ``{"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0, "fused": False}`` for G
             and D alike; ``fused``: torch's single-kernel Adam (the same update, fewer kernel launches).
@@ -150,17 +149,6 @@ class SRModule(pl.LightningModule):
         self.automatic_optimization = False
         hp = self.hparams
         self.scale = scale
-        self.pixel_cfg = {"weight": 0.0, "criterion": "l1", **(hp.pixel or {})}
-        self.perceptual_cfg = {
-            "weight": 0.0,
-            "kind": "vgg",
-            "layer": "conv5_4",
-            "criterion": "l1",
-            "pretrained": True,
-            **(hp.perceptual or {}),
-        }
-        self.gan_cfg = {"weight": 0.0, "kind": "vanilla", **(hp.gan or {})}
-        self.rank_cfg = {"function": "sigmoid", "reduction": "sum", **(hp.rank or {})}
         self.optim_cfg = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0, "fused": False, **(hp.optimizer or {})}
 
         self.generator = build_net(hp.generator)
@@ -171,36 +159,23 @@ class SRModule(pl.LightningModule):
             except RuntimeError as err:
                 raise ValueError(f"{pretrained_generator}: does not fit the configured generator: {err}") from None
         self.discriminator = None
-        #: the adversarial loss (kind and weight), or None without a GAN term
-        self.gan_loss = GANLoss(self.gan_cfg["kind"], self.gan_cfg["weight"]) if self.gan_cfg["weight"] > 0 else None
-        if self.gan_loss is not None:
+        if float((hp.gan or {}).get("weight", 0.0)) > 0:
             if not hp.discriminator:
                 raise ValueError("gan.weight > 0 needs a discriminator config")
             self.discriminator = build_net(hp.discriminator)
-        self.perceptual_loss = None
-        if self.perceptual_cfg["weight"] > 0:
-            kind = self.perceptual_cfg["kind"]
-            if kind == "vgg":
-                extractor = VGGFeatureExtractor(layer=self.perceptual_cfg["layer"], pretrained=self.perceptual_cfg["pretrained"])
-                self.perceptual_loss = PerceptualLoss(extractor, self.perceptual_cfg["criterion"])
-            elif kind in ("lpips", "dists"):
-                from ranksrgan.metrics.perceptual import perceptual_metric_loss
-
-                self.perceptual_loss = perceptual_metric_loss(kind, pretrained=self.perceptual_cfg["pretrained"])
-            else:
-                raise ValueError(f"perceptual.kind must be 'vgg', 'lpips' or 'dists', got {kind!r}")
         self.ranker_specs = [dict(r) for r in hp.rankers]
-        self.rank_loss = None
-        if self.ranker_specs:
-            for spec in self.ranker_specs:
-                if not spec.get("checkpoint"):
-                    raise ValueError(f"Ranker entry {spec} has no checkpoint (the pipeline resolves names to files)")
-            self.rank_loss = RankContentLoss(
-                [load_ranker(spec["checkpoint"]) for spec in self.ranker_specs],
-                [spec.get("weight", 0.0) for spec in self.ranker_specs],
-                self.rank_cfg["function"],
-                self.rank_cfg["reduction"],
-            )
+        for spec in self.ranker_specs:
+            if not spec.get("checkpoint"):
+                raise ValueError(f"Ranker entry {spec} has no checkpoint (the pipeline resolves names to files)")
+        #: the generator's loss terms, each owning its weight (:func:`ranksrgan.losses.build_generator_losses`)
+        self.losses = build_generator_losses(
+            hp.pixel,
+            hp.perceptual,
+            hp.gan,
+            hp.rank,
+            [(name, spec["checkpoint"], spec.get("weight", 0.0)) for name, spec in zip(self._ranker_labels(), self.ranker_specs)],
+            self.discriminator,
+        )
         if grad_norm_interval < 0:
             raise ValueError(f"grad_norm_interval must be >= 0 (0 = off), got {grad_norm_interval}")
         self.val_metrics = nn.ModuleDict(
@@ -252,7 +227,7 @@ class SRModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
-            for net in (self.generator, self.discriminator, self.perceptual_loss, self.rank_loss):
+            for net in (self.generator, self.discriminator, self.losses):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
 
@@ -279,50 +254,43 @@ class SRModule(pl.LightningModule):
         ]
         return optimizers, schedulers
 
-    def ranker_names(self) -> list[str]:
-        """The label of each Ranker in logs: its ``name`` (``ranker`` when unnamed; numbered when repeated)."""
-        names = [str(spec.get("name") or "ranker") for spec in self.ranker_specs]
+    def _ranker_labels(self) -> list[str]:
+        names = [str(spec.get("name") or "ranker").replace(".", "_") for spec in self.ranker_specs]
         return [f"{n}{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+    def ranker_names(self) -> list[str]:
+        """The label of each Ranker in logs: its ``name`` (``ranker`` when unnamed; numbered when
+        repeated; ``.`` written ``_``)."""
+        return [name.removeprefix("rank/") for name in self.losses if name.startswith("rank/")]
+
+    def rank_losses(self) -> list[RankLoss]:
+        """The Rankers' terms, in the order of ``rankers``."""
+        return [loss for name, loss in self.losses.items() if name.startswith("rank/")]
+
+    @property
+    def gan_loss(self) -> GANLoss | None:
+        """The adversarial term, or None without a GAN term."""
+        return self.losses["gan"] if "gan" in self.losses else None
 
     def term_weights(self) -> dict[str, float]:
         """The weight of each generator loss term, keyed like the terms of :meth:`generator_losses`."""
-        gan = self.gan_loss.weight if self.gan_loss is not None else 0.0
-        weights = {"pixel": self.pixel_cfg["weight"], "perceptual": self.perceptual_cfg["weight"], "gan": gan}
-        if self.rank_loss is not None:
-            weights.update({f"rank/{n}": w for n, w in zip(self.ranker_names(), self.rank_loss.weights)})
-        return weights
+        return {name: loss.weight for name, loss in self.losses.items()}
 
     def generator_losses(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Generator loss for one batch: ``(weighted total, {name: unweighted term}, sr)``.
 
-        Term names: ``pixel``, ``perceptual``, ``gan``, ``rank/<Ranker name>`` (present when their
-        weight is non-zero) and ``total`` (weighted sum); :meth:`term_weights` gives the weights.
+        Term names: the keys of :attr:`losses` whose weight is non-zero (``pixel``, ``perceptual``,
+        ``gan``, ``rank/<Ranker name>``) and ``total`` (the weighted sum).
         """
         sr = self._g()(lr)
         terms: dict[str, torch.Tensor] = {}
         total = sr.new_zeros(())
-        if self.pixel_cfg["weight"]:
-            terms["pixel"] = pixel_loss(sr, hr, self.pixel_cfg["criterion"])
-            total = total + self.pixel_cfg["weight"] * terms["pixel"]
-        if self.perceptual_loss is not None:
-            with self._loss_network_precision(sr):
-                terms["perceptual"] = self.perceptual_loss(sr, hr).float()
-            total = total + self.perceptual_cfg["weight"] * terms["perceptual"]
-        if self.discriminator is not None:
-            # Plain (unwrapped) D: no gradient sync and no D gradients are needed in the G step.
-            self.discriminator.requires_grad_(False)
-            fake_logits = self.discriminator(sr)
-            real_logits = self.discriminator(hr).detach() if self.gan_loss.needs_real_logits else None
-            terms["gan"] = self.gan_loss.generator(fake_logits, real_logits)
-            total = total + self.gan_loss.weight * terms["gan"]
-            self.discriminator.requires_grad_(True)
-        if self.rank_loss is not None:
-            with self._loss_network_precision(sr):
-                rank_total, rank_terms = self.rank_loss(sr)
-            for name, term in zip(self.ranker_names(), rank_terms):
-                if term is not None:
-                    terms[f"rank/{name}"] = term.float()
-            total = total + rank_total.float()
+        for name, loss in self.losses.items():
+            if not loss.weight:
+                continue
+            with self._loss_network_precision(sr) if loss.uses_loss_network else contextlib.nullcontext():
+                terms[name] = loss(sr, hr).float()
+            total = total + loss.weight * terms[name]
         terms["total"] = total
         return total, terms, sr
 
@@ -432,9 +400,8 @@ class SRModule(pl.LightningModule):
             self.val_metrics[name].update(sr, hr)
         self.val_metrics["niqe"].update(sr)
         self.val_metrics["chroma"].update(sr, hr)
-        if self.rank_loss is not None:
-            for ranker, mean in zip(self.rank_loss.rankers, self.val_ranker_scores):
-                mean.update(ranker(sr))
+        for loss, mean in zip(self.rank_losses(), self.val_ranker_scores):
+            mean.update(loss.ranker(sr))
         if batch_idx < self.hparams.num_logged_images:
             self._log_sample(lr[0], sr[0], hr[0], batch.get("name", [f"img{batch_idx}"])[0])
 
