@@ -309,3 +309,25 @@ def test_real_rankers_stay_frozen_in_eval_and_pass_gradients_to_sr():
     for r, before in zip(rankers, stats):
         after = r.state_dict()
         assert all(torch.equal(after[k], v) for k, v in before.items()), "Ranker state changed"
+
+
+def test_rank_floor_hr_stops_the_reward_where_the_output_beats_hr():
+    """``floor="hr"``: f(max(R(sr), R(hr))). Image 0 scores 0.7 against its HR's 0.4 (worse than HR):
+    the plain gradient; image 1 scores -0.65 against 0.4 (better than HR): exactly zero."""
+    gain, offset = 1.5, 0.4
+    hr = torch.zeros(2, 3, 4, 4)  # both HR patches score 0.4
+    grads = {}
+    for floor in (None, "hr"):
+        sr = sr_batch().requires_grad_(True)
+        loss = RankLoss(AffineRanker(gain, offset), 1.0, function="sigmoid", reduction="sum", floor=floor)(sr, hr)
+        loss.backward()
+        grads[floor] = sr.grad
+        expected = sigmoid(0.7) + (sigmoid(-0.65) if floor is None else sigmoid(0.4))
+        assert close(loss, expected, rel=1e-6), floor
+    slope = sigmoid(0.7) * (1 - sigmoid(0.7)) * gain / 48
+    assert torch.allclose(grads["hr"][0], torch.full((3, 4, 4), slope), rtol=1e-6, atol=0)
+    assert torch.equal(grads["hr"][0], grads[None][0])
+    assert torch.equal(grads["hr"][1], torch.zeros(3, 4, 4))
+    assert grads[None][1].abs().min() > 0
+    with pytest.raises(ValueError, match="floor='hr' needs the HR images"):
+        RankLoss(AffineRanker(gain, offset), 1.0, floor="hr")(sr_batch())
