@@ -423,3 +423,69 @@ def test_gan_step_on_cuda_makes_no_host_sync(tmp_path, ranker_files, precision):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert module.iteration == 6
+
+
+# ---------------------------------------------------------------------- generator EMA
+
+
+def test_ema_update_is_decay_times_average_plus_the_rest_times_weights(ranker_files):
+    module = make_module(ranker_files, rankers=[], gan={"weight": 0.0}, perceptual={"weight": 0.0}, ema_decay=0.9)
+    assert module.inference_generator() is module.generator_ema
+    assert all(not p.requires_grad for p in module.generator_ema.parameters())
+    with torch.no_grad():
+        for p in module.generator_ema.parameters():
+            p.fill_(0.5)
+        for p in module.generator.parameters():
+            p.fill_(1.5)
+    module.update_ema()
+    for name, p in module.generator_ema.named_parameters():  # 0.9 * 0.5 + 0.1 * 1.5
+        torch.testing.assert_close(p, torch.full_like(p, 0.6), rtol=0, atol=1e-7, msg=name)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        make_module(ranker_files, ema_decay=1.0)
+    assert make_module(ranker_files, rankers=[]).generator_ema is None
+
+
+def _pixel_trainer(root, iterations: int) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        max_steps=iterations,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        default_root_dir=str(root),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=str(root / "ckpt"), save_last=True, every_n_train_steps=1)],
+    )
+
+
+@pytest.mark.filterwarnings("ignore:.*dataloader is not resumable")
+def test_ema_resumes_exactly_and_is_what_load_generator_returns(tmp_path, ranker_files):
+    from ranksrgan.checkpoints import load_generator
+
+    gen = torch.Generator().manual_seed(0)
+    batch = {"lr": torch.rand(2, 3, 8, 8, generator=gen), "hr": torch.rand(2, 3, 32, 32, generator=gen)}
+    loader = torch.utils.data.DataLoader([batch] * 8, batch_size=None)  # the same batch every step
+
+    def module():
+        return make_module(
+            ranker_files, rankers=[], gan={"weight": 0.0}, perceptual={"weight": 0.0}, optimizer={"lr": 1e-2}, ema_decay=0.5
+        )
+
+    straight = module()
+    _pixel_trainer(tmp_path / "a", 5).fit(straight, train_dataloaders=loader)
+    first = module()
+    _pixel_trainer(tmp_path / "b", 3).fit(first, train_dataloaders=loader)
+    resumed = module()
+    last = tmp_path / "b" / "ckpt" / "last.ckpt"
+    _pixel_trainer(tmp_path / "b", 5).fit(resumed, train_dataloaders=loader, ckpt_path=str(last))
+    assert straight.global_step == resumed.global_step == 5
+    for key, value in straight.generator_ema.state_dict().items():
+        assert torch.equal(value, resumed.generator_ema.state_dict()[key]), key
+    raw, ema = straight.generator.state_dict(), straight.generator_ema.state_dict()
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+
+    published = load_generator(tmp_path / "a" / "ckpt" / "last.ckpt").state_dict()
+    assert published.keys() == ema.keys() and all(torch.equal(published[k], ema[k]) for k in ema)
+    ckpt = torch.load(tmp_path / "a" / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(ckpt[f"generator.{k}"], v) for k, v in raw.items())  # training resumes the raw weights

@@ -31,6 +31,7 @@ Diagnostics for tuning the loss weights (logged like every other curve, so they 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -121,6 +122,10 @@ class SRModule(pl.LightningModule):
             iterations (at iterations ``k * interval - 1``, 0-based, which a trainer's
             ``log_every_n_steps`` equal to or dividing the interval writes out at once); 0 turns it
             off (it costs one extra backward pass per loss term).
+        ema_decay: keep ``generator_ema``, an exponential moving average of the generator's
+            weights, updated after every generator step as ``ema = decay * ema + (1 - decay) * w``
+            (buffers copied); 0 = off. Validation scores it, and :func:`~ranksrgan.checkpoints.load_generator`
+            of a checkpoint returns it (training resumes the raw weights). 0.999 is BasicSR's.
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class SRModule(pl.LightningModule):
         loss_networks_bf16: bool = False,
         nan_check_interval: int = 10,
         grad_norm_interval: int = 0,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
         args = {k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
@@ -158,6 +164,10 @@ class SRModule(pl.LightningModule):
                 self.generator.load_state_dict(source.state_dict())
             except RuntimeError as err:
                 raise ValueError(f"{pretrained_generator}: does not fit the configured generator: {err}") from None
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {ema_decay}")
+        #: exponential moving average of the generator's weights (None when ``ema_decay`` is 0)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay > 0 else None
         self.discriminator = None
         if float((hp.gan or {}).get("weight", 0.0)) > 0:
             if not hp.discriminator:
@@ -227,7 +237,7 @@ class SRModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
-            for net in (self.generator, self.discriminator, self.losses):
+            for net in (self.generator, self.generator_ema, self.discriminator, self.losses):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
 
@@ -357,6 +367,7 @@ class SRModule(pl.LightningModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
+        self.update_ema()
 
         if opt_d is not None:
             real_logits = self._d()(hr)
@@ -380,6 +391,28 @@ class SRModule(pl.LightningModule):
             self.log("train/lr", torch.tensor(float(opt_g.param_groups[0]["lr"])))
             self.log("iteration", torch.tensor(float(self.iteration)))  # generator updates done, this one included
 
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """``ema = decay * ema + (1 - decay) * w`` for every generator parameter; buffers copied.
+
+        It reads the plain generator (not a DDP wrapper), whose weights are identical on every
+        process, so the average is too."""
+        if self.generator_ema is None:
+            return
+        decay = self.hparams.ema_decay
+        ema = dict(self.generator_ema.named_parameters())
+        names, weights = zip(*((n, p.detach()) for n, p in self.generator.named_parameters()))
+        averaged = [ema[n] for n in names]
+        torch._foreach_mul_(averaged, decay)
+        torch._foreach_add_(averaged, weights, alpha=1.0 - decay)
+        ema_buffers = dict(self.generator_ema.named_buffers())
+        for name, buffer in self.generator.named_buffers():
+            ema_buffers[name].copy_(buffer)
+
+    def inference_generator(self) -> nn.Module:
+        """The generator that validation scores and checkpoints publish: the EMA when kept."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     def _writes_step_logs(self) -> bool:
         """Whether Lightning writes this iteration's step metrics (every ``log_every_n_steps``
         iterations, and when the run is stopping). The ``train/*`` scalars are logged on those
@@ -395,7 +428,7 @@ class SRModule(pl.LightningModule):
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         lr, hr = batch["lr"], batch["hr"]
-        sr = self.generator(lr).clamp(0, 1)
+        sr = self.inference_generator()(lr).clamp(0, 1)
         for name in ("psnr", "ssim"):
             self.val_metrics[name].update(sr, hr)
         self.val_metrics["niqe"].update(sr)
