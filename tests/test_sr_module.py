@@ -489,3 +489,29 @@ def test_ema_resumes_exactly_and_is_what_load_generator_returns(tmp_path, ranker
     assert published.keys() == ema.keys() and all(torch.equal(published[k], ema[k]) for k in ema)
     ckpt = torch.load(tmp_path / "a" / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(ckpt[f"generator.{k}"], v) for k, v in raw.items())  # training resumes the raw weights
+
+
+# ---------------------------------------------------------------------- reward-hacking alarm
+
+
+@pytest.mark.filterwarnings("ignore:.*reference is not registered")
+@pytest.mark.parametrize("margin,warned", [(None, True), (1.0, False)])
+def test_hr_alarm_names_the_ranker_that_rates_outputs_above_hr(ranker_files, caplog, margin, warned):
+    rank = {} if margin is None else {"hr_alarm_margin": margin}
+    module = make_module(ranker_files, rank=rank)
+    assert module.hr_alarm_margin == (0.5 if margin is None else margin)
+    # Ranker a: outputs 1.5, HR 2.3 (outputs better by 0.8); Ranker b: outputs 1.0, HR 1.2 (by 0.2).
+    for means, values in (
+        (module.val_ranker_scores, ([1.0, 2.0], [0.5, 1.5])),
+        (module.val_ranker_hr_scores, ([2.5, 2.1], [1.2, 1.2])),
+    ):
+        for mean, v in zip(means, values):
+            mean.update(torch.tensor(v))
+    with caplog.at_level("WARNING", logger="ranksrgan.lit.sr_module"):
+        module.on_validation_epoch_end()
+    alarms = [r.getMessage() for r in caplog.records if "hr_alarm_margin" in r.getMessage()]
+    if warned:
+        assert len(alarms) == 1 and "iteration 0" in alarms[0] and "a (by 0.8)" in alarms[0] and "b (" not in alarms[0]
+    else:
+        assert alarms == []
+    assert all(int(m.count) == 0 for m in [*module.val_ranker_scores, *module.val_ranker_hr_scores])  # reset

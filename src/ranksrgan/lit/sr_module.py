@@ -23,6 +23,10 @@ Diagnostics for tuning the loss weights (logged like every other curve, so they 
   term costs one extra backward pass through its loss network (not through the generator).
 * ``val/ranker/<name>``: each Ranker's mean score on the (clamped) validation outputs; higher =
   worse, so it should fall while the rank loss works and must not fall while NIQE rises.
+* ``val/ranker_hr/<name>``: the same Ranker's mean score on the HR images. When the outputs score
+  better (lower) than HR by more than ``rank.hr_alarm_margin`` (Ranker score units), a warning
+  names the Rankers and the iteration: the generator may be exploiting a Ranker's blind spots
+  (reward hacking) rather than looking more like HR.
 * ``val/chroma``: the colour of the outputs against HR: per image, the standard deviation over
   pixels of the SR image's Cb and Cr channels divided by HR's, averaged. 1 = as colourful as HR,
   0 = grey. Y metrics (PSNR, SSIM, NIQE) cannot see colour.
@@ -49,9 +53,13 @@ from ranksrgan.metrics.registry import METRICS, PIRM
 from ranksrgan.nets import build_net, net_spec
 from ranksrgan.ops.resize import imresize
 
-__all__ = ["SRModule", "ChromaRatio", "MeanScore", "chroma_std"]
+__all__ = ["SRModule", "ChromaRatio", "MeanScore", "chroma_std", "HR_ALARM_MARGIN"]
 
 log = logging.getLogger(__name__)
+
+#: Default ``rank.hr_alarm_margin``, in Ranker score units (higher = worse): the paper's pair
+#: margin, the gap a Ranker is trained to keep between neighbouring quality levels.
+HR_ALARM_MARGIN = 0.5
 
 # Keys of frozen helper networks that are NOT stored in checkpoints (they are rebuilt from the
 # config and their own files): the VGG feature extractor and the Rankers.
@@ -104,7 +112,8 @@ class SRModule(pl.LightningModule):
             ``pixel``: :class:`~ranksrgan.losses.PixelLoss`; ``perceptual``:
             :func:`~ranksrgan.losses.build_perceptual_loss`; ``gan``: ``{"weight", "kind"}``;
             ``rank``: ``{"function", "reduction", "floor"}`` of every Ranker's
-            :class:`~ranksrgan.losses.RankLoss`.
+            :class:`~ranksrgan.losses.RankLoss`, and ``hr_alarm_margin`` (the validation warning
+            above; default :data:`HR_ALARM_MARGIN`).
         discriminator: ``{"name": "VGGDiscriminator", "kwargs": {...}}``; used when gan weight > 0.
         rankers: list of ``{"checkpoint": path, "weight": w, "name": label}``; frozen, eval mode.
         optimizer: ``{"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0, "fused": False}`` for G
@@ -178,11 +187,14 @@ class SRModule(pl.LightningModule):
             if not spec.get("checkpoint"):
                 raise ValueError(f"Ranker entry {spec} has no checkpoint (the pipeline resolves names to files)")
         #: the generator's loss terms, each owning its weight (:func:`ranksrgan.losses.build_generator_losses`)
+        rank = dict(hp.rank or {})
+        #: the validation warning's threshold: mean Ranker score on HR minus on the outputs
+        self.hr_alarm_margin = float(rank.pop("hr_alarm_margin", HR_ALARM_MARGIN))
         self.losses = build_generator_losses(
             hp.pixel,
             hp.perceptual,
             hp.gan,
-            hp.rank,
+            rank,
             [(name, spec["checkpoint"], spec.get("weight", 0.0)) for name, spec in zip(self._ranker_labels(), self.ranker_specs)],
             self.discriminator,
         )
@@ -193,6 +205,7 @@ class SRModule(pl.LightningModule):
         )
         # one mean score per Ranker (index-keyed: Ranker names may hold characters a module name cannot)
         self.val_ranker_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])
+        self.val_ranker_hr_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])
         self._first_bad: torch.Tensor | None = None
         self._bad_names: list[str] = []
         self._ddp_generator: nn.Module | None = None
@@ -433,8 +446,9 @@ class SRModule(pl.LightningModule):
             self.val_metrics[name].update(sr, hr)
         self.val_metrics["niqe"].update(sr)
         self.val_metrics["chroma"].update(sr, hr)
-        for loss, mean in zip(self.rank_losses(), self.val_ranker_scores):
+        for loss, mean, mean_hr in zip(self.rank_losses(), self.val_ranker_scores, self.val_ranker_hr_scores):
             mean.update(loss.ranker(sr))
+            mean_hr.update(loss.ranker(hr))
         if batch_idx < self.hparams.num_logged_images:
             self._log_sample(lr[0], sr[0], hr[0], batch.get("name", [f"img{batch_idx}"])[0])
 
@@ -442,9 +456,24 @@ class SRModule(pl.LightningModule):
         for name, metric in self.val_metrics.items():
             self.log(f"val/{name}", metric.compute(), prog_bar=name in ("psnr", "niqe"), sync_dist=False)
             metric.reset()
-        for name, mean in zip(self.ranker_names(), self.val_ranker_scores):
-            self.log(f"val/ranker/{name}", mean.compute(), sync_dist=False)
+        gaps = {}
+        for name, mean, mean_hr in zip(self.ranker_names(), self.val_ranker_scores, self.val_ranker_hr_scores):
+            sr_score, hr_score = mean.compute(), mean_hr.compute()
+            self.log(f"val/ranker/{name}", sr_score, sync_dist=False)
+            self.log(f"val/ranker_hr/{name}", hr_score, sync_dist=False)
+            gaps[name] = float(hr_score - sr_score)
             mean.reset()
+            mean_hr.reset()
+        margin = self.hr_alarm_margin
+        hacked = [f"{name} (by {gap:.3g})" for name, gap in gaps.items() if gap > margin]
+        if hacked:
+            log.warning(
+                "iteration %d: the Rankers %s score the outputs better than HR by more than hr_alarm_margin=%g;"
+                " the generator may be exploiting them (compare NIQE and the samples)",
+                self.iteration,
+                ", ".join(hacked),
+                margin,
+            )
 
     def _log_sample(self, lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, name: str) -> None:
         bicubic = imresize(lr.double(), size=tuple(hr.shape[-2:])).clamp(0, 1).to(sr.dtype)
