@@ -27,9 +27,8 @@ Diagnostics for tuning the loss weights (logged like every other curve, so they 
   better (lower) than HR by more than ``rank.hr_alarm_margin`` (Ranker score units), a warning
   names the Rankers and the iteration: the generator may be exploiting a Ranker's blind spots
   (reward hacking) rather than looking more like HR.
-* ``val/chroma``: the colour of the outputs against HR: per image, the standard deviation over
-  pixels of the SR image's Cb and Cr channels divided by HR's, averaged. 1 = as colourful as HR,
-  0 = grey. Y metrics (PSNR, SSIM, NIQE) cannot see colour.
+* ``val/chroma``: the registry's ``chroma`` (the evaluation table's): the outputs' colourfulness
+  over HR's, 1 = as colourful as HR, 0 = grey. Y metrics (PSNR, SSIM, NIQE) cannot see colour.
 """
 
 from __future__ import annotations
@@ -39,13 +38,13 @@ import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from ranksrgan.checkpoints import load_generator
+from ranksrgan.configs import plain
 from ranksrgan.io import write_image
 from ranksrgan.losses import GANLoss, RankLoss, build_generator_losses
 from ranksrgan.metrics.base import PerImageMean
@@ -53,45 +52,19 @@ from ranksrgan.metrics.registry import METRICS, PIRM
 from ranksrgan.nets import build_net, net_spec
 from ranksrgan.ops.resize import imresize
 
-__all__ = ["SRModule", "ChromaRatio", "MeanScore", "chroma_std", "HR_ALARM_MARGIN"]
+__all__ = ["SRModule", "MeanScore", "HR_ALARM_MARGIN"]
 
 log = logging.getLogger(__name__)
 
 #: Default ``rank.hr_alarm_margin``, in Ranker score units (higher = worse): the paper's pair
 #: margin, the gap a Ranker is trained to keep between neighbouring quality levels.
 HR_ALARM_MARGIN = 0.5
+#: Validation metrics (registry names, ``PIRM`` convention), logged as ``val/<name>``.
+VAL_METRICS = ("psnr", "ssim", "niqe", "chroma")
 
 # Keys of frozen helper networks that are NOT stored in checkpoints (they are rebuilt from the
 # config and their own files): the VGG feature extractor and the Rankers.
 _FROZEN_PREFIXES = ("losses.perceptual.", "losses.rank/")
-
-
-def _plain(obj: Any) -> Any:
-    """OmegaConf containers -> plain Python, so checkpoints load with ``weights_only=True``."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(obj, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(obj, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf comes with hydra-core
-        pass
-    return obj
-
-
-def chroma_std(x: torch.Tensor) -> torch.Tensor:
-    """Per image: the mean of the standard deviations over pixels of Cb and Cr (BT.601 on [0, 1]
-    RGB ``B×3×H×W``) -> ``(B,)``; 0 for a grey image."""
-    r, g, b = x.double().unbind(dim=1)
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
-    return 0.5 * (cb.flatten(1).std(dim=1) + cr.flatten(1).std(dim=1))
-
-
-class ChromaRatio(PerImageMean):
-    """Mean over images of ``chroma_std(sr) / chroma_std(hr)``: 1 = HR's colourfulness, 0 = grey."""
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(chroma_std(sr) / chroma_std(hr).clamp_min(1e-8))
 
 
 class MeanScore(PerImageMean):
@@ -159,14 +132,15 @@ class SRModule(pl.LightningModule):
         ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        args = {k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
+        args = {k: plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
         self.save_hyperparameters(args)
         self.automatic_optimization = False
         hp = self.hparams
-        self.scale = scale
         self.optim_cfg = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0, "fused": False, **(hp.optimizer or {})}
 
         self.generator = build_net(hp.generator)
+        if net_spec(self.generator)["kwargs"].get("scale", scale) != scale:
+            raise ValueError(f"scale={scale} but the generator upscales x{net_spec(self.generator)['kwargs']['scale']}")
         if pretrained_generator:
             source = load_generator(pretrained_generator)
             try:
@@ -200,9 +174,7 @@ class SRModule(pl.LightningModule):
         )
         if grad_norm_interval < 0:
             raise ValueError(f"grad_norm_interval must be >= 0 (0 = off), got {grad_norm_interval}")
-        self.val_metrics = nn.ModuleDict(
-            {**{name: METRICS[name].make(PIRM, scale) for name in ("psnr", "ssim", "niqe")}, "chroma": ChromaRatio()}
-        )
+        self.val_metrics = nn.ModuleDict({name: METRICS[name].make(PIRM, scale) for name in VAL_METRICS})
         # one mean score per Ranker (index-keyed: Ranker names may hold characters a module name cannot)
         self.val_ranker_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])
         self.val_ranker_hr_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])
@@ -442,10 +414,11 @@ class SRModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         lr, hr = batch["lr"], batch["hr"]
         sr = self.inference_generator()(lr).clamp(0, 1)
-        for name in ("psnr", "ssim"):
-            self.val_metrics[name].update(sr, hr)
-        self.val_metrics["niqe"].update(sr)
-        self.val_metrics["chroma"].update(sr, hr)
+        for name, metric in self.val_metrics.items():
+            if METRICS[name].full_reference:
+                metric.update(sr, hr)
+            else:
+                metric.update(sr)
         for loss, mean, mean_hr in zip(self.rank_losses(), self.val_ranker_scores, self.val_ranker_hr_scores):
             mean.update(loss.ranker(sr))
             mean_hr.update(loss.ranker(hr))
