@@ -14,6 +14,7 @@ from ranksrgan.export import save_state_dict
 from ranksrgan.io import write_image
 from ranksrgan.lit.sr_module import SRModule
 from ranksrgan.nets import Ranker
+from ranksrgan.ops.color import quantize_uint8
 
 TINY_G = {"name": "SRResNet", "kwargs": {"num_features": 8, "num_blocks": 1, "scale": 4}}
 TINY_D = {"name": "VGGDiscriminator", "kwargs": {"num_features": 4, "input_size": 32}}
@@ -240,7 +241,7 @@ def test_validation_logs_ranker_scores_chroma_and_gradient_curves(tmp_path, rank
     (val,) = [r for r in rows if r.get("val/psnr")]
     pair = datamodule.val_set[0]
     with torch.no_grad():
-        sr = module.generator(pair["lr"][None]).clamp(0, 1)
+        sr = quantize_uint8(module.generator(pair["lr"][None]))
         for name, path in zip("ab", ranker_files):
             assert float(val[f"val/ranker/{name}"]) == pytest.approx(load_ranker(path)(sr).item(), rel=1e-5, abs=1e-6)
             assert float(val[f"val/ranker_hr/{name}"]) == pytest.approx(load_ranker(path)(pair["hr"][None]).item(), rel=1e-5)
@@ -500,3 +501,24 @@ def test_hr_alarm_names_the_ranker_that_rates_outputs_above_hr(ranker_files, cap
     else:
         assert alarms == []
     assert all(int(m.count) == 0 for m in [*module.val_ranker_scores, *module.val_ranker_hr_scores])  # reset
+
+
+def test_validation_scores_equal_the_evaluation_table_on_the_same_weights(tmp_path, ranker_files, tiny_data):
+    """val/niqe, val/psnr, val/ssim and val/chroma of one validation image equal what
+    ``ranksrgan.evaluation.evaluate`` reports for the same generator on the same HR image."""
+    from ranksrgan.evaluation import BenchmarkSet, evaluate
+
+    generator = {"name": "SRResNet", "kwargs": {**TINY_G["kwargs"], "image_skip": "bicubic"}}
+    module = make_module(ranker_files, generator=generator, rankers=[], gan={"weight": 0.0}, perceptual={"weight": 0.0})
+    with torch.no_grad():  # a non-trivial residual, so the output is not the bicubic image
+        module.generator.conv_last.bias.copy_(torch.tensor([0.013, -0.021, 0.008]))
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path)
+    )
+    val = trainer.validate(module, datamodule=_datamodule(tiny_data), verbose=False)[0]
+    checkpoint = save_state_dict(module.generator, tmp_path / "G.pth")
+    ev = evaluate(
+        [BenchmarkSet("val", tiny_data / "val")], [("G", checkpoint)], metrics=["niqe", "psnr", "ssim", "chroma"], tile=None
+    )
+    for name in ("niqe", "psnr", "ssim", "chroma"):
+        assert val[f"val/{name}"] == pytest.approx(ev.mean("val", "G", name), rel=1e-6, abs=0), name

@@ -5,8 +5,9 @@ discriminator and its optimiser). One training batch is one ITERATION = one gene
 (plus one discriminator update when the GAN loss is on). ``iteration`` counts them; the LR
 schedule (halve at the milestones) is stepped once per iteration, and the pipeline sets Lightning's
 ``max_steps`` to ``iterations * optimizer_steps_per_iteration`` because Lightning counts every
-optimiser step. Validation computes PSNR, SSIM and NIQE in the registry's ``PIRM`` convention
-(:mod:`ranksrgan.metrics.registry`): the curves of the paper's Figs. 5, 12, 15 and 22.
+optimiser step. Validation rounds the outputs to 8 bits and computes PSNR, SSIM, NIQE and chroma
+in the registry's ``PIRM`` convention (:mod:`ranksrgan.metrics.registry`), exactly as the evaluation
+table scores the same weights on the same images: the curves of the paper's Figs. 5, 12, 15 and 22.
 
 Training curves (``train/<term>`` unweighted, ``train/loss_g``, ``train/d_loss``, ``train/d_real``
 and ``train/d_fake`` (mean logits), ``train/lr``, ``iteration``) are logged on the iterations whose
@@ -21,7 +22,7 @@ Diagnostics for tuning the loss weights (logged like every other curve, so they 
   by the term with the largest pull whatever its weight; a rank or GAN pull far above the content
   pull (pixel / perceptual) means the generator follows the Ranker / discriminator alone. Each
   term costs one extra backward pass through its loss network (not through the generator).
-* ``val/ranker/<name>``: each Ranker's mean score on the (clamped) validation outputs; higher =
+* ``val/ranker/<name>``: each Ranker's mean score on the (8-bit) validation outputs; higher =
   worse, so it should fall while the rank loss works and must not fall while NIQE rises.
 * ``val/ranker_hr/<name>``: the same Ranker's mean score on the HR images. When the outputs score
   better (lower) than HR by more than ``rank.hr_alarm_margin`` (Ranker score units), a warning
@@ -50,6 +51,7 @@ from ranksrgan.losses import GANLoss, RankLoss, build_generator_losses
 from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.registry import METRICS, PIRM
 from ranksrgan.nets import build_net, net_spec
+from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.ops.resize import imresize
 
 __all__ = ["SRModule", "MeanScore", "HR_ALARM_MARGIN"]
@@ -413,7 +415,8 @@ class SRModule(pl.LightningModule):
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         lr, hr = batch["lr"], batch["hr"]
-        sr = self.inference_generator()(lr).clamp(0, 1)
+        # rounded to 8 bits as the evaluation table scores a saved output (ranksrgan.evaluation.evaluate)
+        sr = quantize_uint8(self.inference_generator()(lr).float())
         for name, metric in self.val_metrics.items():
             if METRICS[name].full_reference:
                 metric.update(sr, hr)
