@@ -245,6 +245,17 @@ def test_validation_logs_ranker_scores_chroma_and_gradient_curves(tmp_path, rank
         for name, path in zip("ab", ranker_files):
             assert float(val[f"val/ranker/{name}"]) == pytest.approx(load_ranker(path)(sr).item(), rel=1e-5, abs=1e-6)
             assert float(val[f"val/ranker_hr/{name}"]) == pytest.approx(load_ranker(path)(pair["hr"][None]).item(), rel=1e-5)
+    # the sample strip: a caption bar over bicubic | SR | HR, named after the image and iteration
+    from ranksrgan.io import read_image
+
+    strip = read_image(tmp_path / "samples" / "strip_coffee_it0000004.png")
+    hr = pair["hr"]
+    height, width = hr.shape[-2:]
+    assert strip.shape == (3, 14 + height, 3 * width)
+    for k in range(3):  # each panel's caption has white text on black
+        caption = strip[:, :14, k * width : (k + 1) * width]
+        assert caption.max() > 0.9 and (caption == 0).float().mean() > 0.5, k
+    assert torch.equal(strip[:, 14:, width : 2 * width], sr[0]) and torch.equal(strip[:, 14:, 2 * width :], hr)
     # the table's chroma: the registry function, PIRM convention (scale px shaved, 8-bit values)
     table = compute(["chroma"], sr, pair["hr"][None], PIRM, scale=4)["chroma"].item()
     assert 0.5 < table < 1.5 and float(val["val/chroma"]) == pytest.approx(table, rel=1e-12)

@@ -53,6 +53,7 @@ from ranksrgan.metrics.registry import METRICS, PIRM
 from ranksrgan.nets import build_net, net_spec
 from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.ops.resize import imresize
+from ranksrgan.viz import labelled_strip
 
 __all__ = ["SRModule", "MeanScore", "HR_ALARM_MARGIN"]
 
@@ -95,7 +96,9 @@ class SRModule(pl.LightningModule):
             and D alike; ``fused``: torch's single-kernel Adam (the same update, fewer kernel launches).
         lr_milestones: iterations (generator updates) at which the LR is multiplied by ``lr_gamma``.
         pretrained_generator: checkpoint to initialise G from (ours or the authors' release).
-        num_logged_images: validation images logged as bicubic | SR | HR strips.
+        num_logged_images: validation images logged as bicubic | SR | HR strips, captioned, in
+            ``samples/strip_<image stem>_it<iteration>.png`` under the trainer's folder.
+        method: the name of the SR panel's caption (the recipe's name).
         channels_last: use the channels-last memory format for all networks and their inputs.
         loss_networks_bf16: run the frozen loss networks (VGG / LPIPS / DISTS features and the
             Rankers) under bf16 autocast even when the trainer's precision is 32-true; their loss
@@ -132,6 +135,7 @@ class SRModule(pl.LightningModule):
         nan_check_interval: int = 10,
         grad_norm_interval: int = 0,
         ema_decay: float = 0.0,
+        method: str = "SR",
     ) -> None:
         super().__init__()
         args = {k: plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
@@ -453,19 +457,20 @@ class SRModule(pl.LightningModule):
 
     def _log_sample(self, lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, name: str) -> None:
         bicubic = imresize(lr.double(), size=tuple(hr.shape[-2:])).clamp(0, 1).to(sr.dtype)
-        strip = torch.cat([bicubic, sr, hr], dim=-1).detach().cpu()
-        safe = str(name).replace("/", "_")
+        labels = ["bicubic", f"{self.hparams.method} it {self.iteration}", "HR"]
+        strip = labelled_strip([bicubic, sr, hr], labels)
+        safe = Path(str(name)).name  # the image's stem (names are "<folder>/<stem>")
         logger = self.logger
         if logger is not None and hasattr(logger, "log_image"):
             logger.log_image(
                 key=f"val/{safe}",
                 images=[strip],
-                caption=[f"bicubic | SR | HR  (iteration {self.iteration})"],
+                caption=[f"bicubic | {self.hparams.method} | HR  (iteration {self.iteration})"],
                 step=self.global_step,
             )
         root = Path(self.trainer.default_root_dir) if self.trainer is not None else Path(".")
         if self.trainer is None or self.trainer.is_global_zero:
-            write_image(root / "samples" / f"{safe}_it{self.iteration:07d}.png", strip)
+            write_image(root / "samples" / f"strip_{safe}_it{self.iteration:07d}.png", strip)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
