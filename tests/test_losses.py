@@ -331,3 +331,34 @@ def test_rank_floor_hr_stops_the_reward_where_the_output_beats_hr():
     assert grads[None][1].abs().min() > 0
     with pytest.raises(ValueError, match="floor='hr' needs the HR images"):
         RankLoss(AffineRanker(gain, offset), 1.0, floor="hr")(sr_batch())
+
+
+def test_base_recipe_writes_the_code_defaults_of_every_loss_option_it_lists():
+    """conf/gan/srresnet.yaml lists the loss options (so that overrides need no "+"); their values
+    are the defaults of the term signatures, the one place where the defaults are decided."""
+    import inspect
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from ranksrgan.lit.sr_module import HR_ALARM_MARGIN, SRModule
+    from ranksrgan.losses import build_perceptual_loss
+
+    def defaults(fn):
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        module = compose(config_name="config", overrides=["gan=srresnet"]).gan.module
+    sections = {
+        "pixel": defaults(PixelLoss),
+        "perceptual": defaults(build_perceptual_loss),
+        "gan": defaults(GANLoss),
+        "rank": {**defaults(RankLoss), "hr_alarm_margin": HR_ALARM_MARGIN},
+    }
+    for section, code in sections.items():
+        for key, value in module[section].items():
+            if key != "weight":  # the recipe's choice (srresnet: pixel only)
+                assert value == code[key], f"{section}.{key}: yaml {value!r}, code {code[key]!r}"
+    assert set(module.rank) == {"function", "reduction", "floor", "hr_alarm_margin"}
+    assert module.ema_decay == defaults(SRModule)["ema_decay"] == 0.0
