@@ -166,10 +166,10 @@ class SRModule(pl.LightningModule):
         for spec in self.ranker_specs:
             if not spec.get("checkpoint"):
                 raise ValueError(f"Ranker entry {spec} has no checkpoint (the pipeline resolves names to files)")
-        #: the generator's loss terms, each owning its weight (:func:`ranksrgan.losses.build_generator_losses`)
         rank = dict(hp.rank or {})
         #: the validation warning's threshold: mean Ranker score on HR minus on the outputs
         self.hr_alarm_margin = float(rank.pop("hr_alarm_margin", HR_ALARM_MARGIN))
+        #: the generator's loss terms, each owning its weight (:func:`ranksrgan.losses.build_generator_losses`)
         self.losses = build_generator_losses(
             hp.pixel,
             hp.perceptual,
