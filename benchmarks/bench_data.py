@@ -28,7 +28,7 @@ from _common import Timer, environment_report, peak_memory_mb, reset_peak_memory
 
 from ranksrgan.data.demo import build_demo_dataset
 from ranksrgan.data.paired import PairedSRDataModule
-from ranksrgan.losses import pixel_loss
+from ranksrgan.losses import PixelLoss
 from ranksrgan.nets import SRResNet
 
 
@@ -90,7 +90,7 @@ def bench_srresnet(args: argparse.Namespace) -> None:
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        pixel_loss(net(lr), hr, "l1").backward()
+        PixelLoss(1.0, "l1")(net(lr), hr).backward()
         opt.step()
 
     for _ in range(args.warmup_steps):

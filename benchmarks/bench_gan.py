@@ -142,8 +142,8 @@ def make_module(
         channels_last=channels_last,
         loss_networks_bf16=loss_networks_bf16,
     )
-    if setting.vgg_width and module.perceptual_loss is not None:
-        extractor = module.perceptual_loss.extractor
+    if setting.vgg_width and "perceptual" in module.losses:
+        extractor = module.losses["perceptual"].extractor
         layers, channels = [], 3
         for layer in extractor.features:
             if isinstance(layer, torch.nn.Conv2d):
@@ -203,7 +203,7 @@ def iteration_tflops(setting: Setting, ranker_files: list[str]) -> float:
         loss_g, _, sr = module.generator_losses(lr, hr)
         loss_g.backward()
         assert module.discriminator is not None
-        d_loss = discriminator_loss(module.discriminator(hr), module.discriminator(sr.detach()), module.gan_cfg["kind"])
+        d_loss = discriminator_loss(module.discriminator(hr), module.discriminator(sr.detach()), module.gan_loss.kind)
         d_loss.backward()
     return counter.get_total_flops() / 1e12
 

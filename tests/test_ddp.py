@@ -141,6 +141,7 @@ class SaveRankState(pl.Callback):
                 "first_batch": self.first_batch,
                 "generator": {k: v.detach().clone() for k, v in pl_module.generator.named_parameters()},
                 "discriminator": {k: v.detach().clone() for k, v in pl_module.discriminator.named_parameters()},
+                "generator_ema": {k: v.detach().clone() for k, v in pl_module.inference_generator().named_parameters()},
             },
             self.folder / f"rank{trainer.global_rank}.pt",
         )
@@ -186,15 +187,12 @@ def test_gan_ddp_strategy_single_process_wraps_g_and_d(tmp_path, ranker_file, da
     assert state["find_unused"] == [False, False]
     assert any(not torch.equal(a, b) for a, b in zip(g_before, module.generator.parameters()))
     # The DDP wrappers are not submodules: checkpoints keep the plain keys.
-    assert all(
-        k.startswith(("generator.", "discriminator.", "perceptual_loss.", "rank_loss.", "val_metrics."))
-        for k in module.state_dict()
-    )
+    assert all(k.startswith(("generator.", "discriminator.", "losses.", "val_metrics.")) for k in module.state_dict())
 
 
 @needs_gloo
 def test_gan_ddp_two_processes_end_with_identical_weights(tmp_path, ranker_file, data_root, restore_process_state):
-    module = make_module(ranker_file)
+    module = make_module(ranker_file, ema_decay=0.5)  # the generator EMA too
     g_init = {k: v.detach().clone() for k, v in module.generator.named_parameters()}
     strategy = GANDDPStrategy(process_group_backend="gloo", start_method=start_method())
     trainer = make_trainer(tmp_path, module, 3, [SaveRankState(tmp_path)], devices=2, strategy=strategy)
@@ -206,11 +204,12 @@ def test_gan_ddp_two_processes_end_with_identical_weights(tmp_path, ranker_file,
         assert state["find_unused"] == [False, False]
     # The ranks saw different patches, so equal weights come from the gradient averaging.
     assert ranks[0]["first_batch"] != ranks[1]["first_batch"]
-    for net in ("generator", "discriminator"):
+    for net in ("generator", "discriminator", "generator_ema"):
         assert ranks[0][net].keys() == ranks[1][net].keys()
         for key in ranks[0][net]:
             assert torch.equal(ranks[0][net][key], ranks[1][net][key]), f"{net}.{key} differs between ranks"
     assert any(not torch.equal(g_init[k], v) for k, v in ranks[0]["generator"].items())
+    assert any(not torch.equal(ranks[0]["generator_ema"][k], v) for k, v in ranks[0]["generator"].items())
 
 
 @needs_gloo

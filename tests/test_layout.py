@@ -26,6 +26,7 @@ LAYERS = {
     "losses": 2,
     "viz": 3,
     "data": 3,
+    "configs": 3,
     "evaluation": 3,
     "store": 3,
     "lit": 4,

@@ -16,11 +16,12 @@ from torch import nn
 
 from ranksrgan.losses import (
     MONOTONIC_FUNCTIONS,
+    GANLoss,
     PerceptualLoss,
-    RankContentLoss,
+    PixelLoss,
+    RankLoss,
     discriminator_loss,
     generator_adversarial_loss,
-    pixel_loss,
 )
 from ranksrgan.nets import Ranker
 
@@ -46,19 +47,35 @@ HR = torch.tensor([[0.5, 0.5], [0.0, 1.0]])
 
 
 def test_pixel_l1_is_the_mean_absolute_difference():
-    # |d| = 0.5, 0, 1, 0.75 -> mean 2.25 / 4
-    assert close(pixel_loss(SR, HR, "l1"), 2.25 / 4)
-    assert close(pixel_loss(SR, HR), 2.25 / 4)  # l1 is the default
+    # |d| = 0.5, 0, 1, 0.75 -> mean 2.25 / 4; the value is unweighted
+    assert close(PixelLoss(3.0, "l1")(SR, HR), 2.25 / 4)
+    assert close(PixelLoss(3.0)(SR, HR), 2.25 / 4)  # l1 is the default
 
 
 def test_pixel_mse_is_the_mean_squared_difference():
     # d^2 = 0.25, 0, 1, 0.5625 -> mean 1.8125 / 4
-    assert close(pixel_loss(SR, HR, "mse"), 1.8125 / 4)
+    assert close(PixelLoss(1.0, "mse")(SR, HR), 1.8125 / 4)
 
 
 def test_pixel_loss_rejects_an_unknown_criterion():
     with pytest.raises(ValueError, match="pixel criterion"):
-        pixel_loss(SR, HR, "l2")
+        PixelLoss(1.0, "l2")
+
+
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda w: PixelLoss(w), "pixel"),
+        (lambda w: PerceptualLoss(Scale1x1(), w), "perceptual"),
+        (lambda w: GANLoss("vanilla", w), "gan"),
+        (lambda w: RankLoss(AffineRanker(1.0, 0.0), w, "blur"), "rank/blur"),
+    ],
+)
+def test_every_term_owns_its_weight_and_refuses_a_negative_one(make, name):
+    assert make(0.25).weight == 0.25 and make(0.25).name == name
+    for bad in (-0.03, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"^{name} weight must be a finite number >= 0"):
+            make(bad)
 
 
 # ----------------------------------------------------------------------------- perceptual
@@ -82,20 +99,18 @@ SR_IMG = torch.tensor([0.1, 0.4, 0.8, 0.3]).reshape(1, 1, 2, 2)
 HR_IMG = torch.tensor([0.2, 0.2, 0.5, 0.9]).reshape(1, 1, 2, 2)
 
 
-@pytest.mark.parametrize("criterion", ["l1", "mse"])
-def test_perceptual_loss_is_the_feature_distance(criterion):
-    a = 3.0
-    diffs = a * (SR_IMG - HR_IMG).flatten().numpy().astype(np.float64)  # the bias cancels
-    expected = np.mean(np.abs(diffs)) if criterion == "l1" else np.mean(diffs**2)
-    loss = PerceptualLoss(Scale1x1(a), criterion)(SR_IMG, HR_IMG)
-    assert close(loss, float(expected), rel=1e-5)
+def test_perceptual_criteria_by_hand():
+    # features 3x - 0.5: differences 3 * (-0.1, 0.2, 0.3, -0.6) = (-0.3, 0.6, 0.9, -1.8)
+    # l1 (the authors' code): mean |d| = 3.6 / 4; l2sq (Eq. 7, per element): mean d^2 = 4.5 / 4
+    assert close(PerceptualLoss(Scale1x1(3.0), 1.0, "l1")(SR_IMG, HR_IMG), 3.6 / 4, rel=1e-5)
+    assert close(PerceptualLoss(Scale1x1(3.0), 1.0, "l2sq")(SR_IMG, HR_IMG), 4.5 / 4, rel=1e-5)
 
 
 def test_perceptual_loss_default_is_l1_and_bad_criterion_raises():
     loss = PerceptualLoss(Scale1x1(2.0))(SR_IMG, HR_IMG)
     assert close(loss, float(np.mean(np.abs(2.0 * (SR_IMG - HR_IMG).numpy()))), rel=1e-5)
     with pytest.raises(ValueError, match="perceptual criterion"):
-        PerceptualLoss(Scale1x1(), "l2")
+        PerceptualLoss(Scale1x1(), 1.0, "mse")  # the former name of l2sq
 
 
 def test_perceptual_gradient_flows_through_sr_only():
@@ -103,7 +118,7 @@ def test_perceptual_gradient_flows_through_sr_only():
     extractor = Scale1x1(a, b)
     sr = SR_IMG.clone().requires_grad_(True)
     hr = HR_IMG.clone().requires_grad_(True)
-    PerceptualLoss(extractor, "l1")(sr, hr).backward()
+    PerceptualLoss(extractor, 1.0, "l1")(sr, hr).backward()
     assert hr.grad is None, "the target (HR) branch must not receive gradients"
     sign = torch.sign(SR_IMG - HR_IMG)
     # d/d sr of mean|a sr + b - target| = a sign / n
@@ -216,76 +231,51 @@ def test_monotonic_functions(name):
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_rank_content_loss_single_ranker(name, reduction):
+def test_rank_loss_single_ranker(name, reduction):
     ranker = AffineRanker(1.5, 0.4)  # scores 0.7 and -0.65
-    total, terms = RankContentLoss([ranker], [1.0], function=name, reduction=reduction)(sr_batch())
+    loss = RankLoss(ranker, 0.5, "a", function=name, reduction=reduction)(sr_batch())
     values = [FUNCTIONS[name](s) for s in ranker.scores()]
     expected = sum(values) if reduction == "sum" else sum(values) / len(values)
-    assert close(terms[0], expected, rel=1e-5)
-    assert close(total, expected, rel=1e-5)
+    assert close(loss, expected, rel=1e-5)  # unweighted
 
 
-@pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_rank_content_loss_weights_each_ranker_and_skips_weight_zero(reduction):
-    rankers = [AffineRanker(1.5, 0.4), AffineRanker(-2.0, 0.1), AffineRanker(0.5, -1.0), AffineRanker(1.0, 2.0)]
-    weights = [0.5, 0.0, 2.0, 0.03]
-    loss = RankContentLoss(rankers, weights, function="sigmoid", reduction=reduction)
-    total, terms = loss(sr_batch())
-
-    expected_terms = []
-    for ranker in rankers:
-        values = [sigmoid(s) for s in ranker.scores()]
-        expected_terms.append(sum(values) if reduction == "sum" else sum(values) / 2)
-    expected_total = sum(w * t for w, t in zip(weights, expected_terms))
-
-    assert terms[1] is None and rankers[1].calls == 0, "a weight-0 Ranker must not be evaluated"
-    for k in (0, 2, 3):
-        assert close(terms[k], expected_terms[k], rel=1e-5), k
-    assert close(total, expected_total, rel=1e-5)
-    # Each weight really scales its own term: changing one weight moves the total by delta * term.
-    loss.weights[2] = 3.0
-    total2, _ = loss(sr_batch())
-    assert math.isclose(float(total2) - float(total), 1.0 * expected_terms[2], rel_tol=1e-4)
-
-
-def test_rank_content_loss_sum_scales_with_the_batch_and_mean_does_not():
+def test_rank_loss_sum_scales_with_the_batch_and_mean_does_not():
     x = sr_batch()
     doubled = torch.cat([x, x])
     for reduction, factor in (("sum", 2.0), ("mean", 1.0)):
-        loss = RankContentLoss([AffineRanker(1.5, 0.4)], [1.0], reduction=reduction)
-        assert math.isclose(float(loss(doubled)[0]), factor * float(loss(x)[0]), rel_tol=1e-6), reduction
+        loss = RankLoss(AffineRanker(1.5, 0.4), 1.0, reduction=reduction)
+        assert math.isclose(float(loss(doubled)), factor * float(loss(x)), rel_tol=1e-6), reduction
 
 
-def test_rank_content_loss_gradient_pushes_scores_down():
+def test_rank_loss_gradient_pushes_scores_down():
     # d/dx sum sigmoid(g * mean(x) + o) = sigmoid' * g / numel(image), per pixel of each image
     gain, offset = 1.5, 0.4
     ranker = AffineRanker(gain, offset)
     sr = sr_batch().requires_grad_(True)
-    total, _ = RankContentLoss([ranker], [2.0])(sr)
-    total.backward()
+    RankLoss(ranker, 2.0)(sr).backward()
     for i, s in enumerate(ranker.scores()):
-        slope = 2.0 * sigmoid(s) * (1 - sigmoid(s)) * gain / 48
+        slope = sigmoid(s) * (1 - sigmoid(s)) * gain / 48
         assert torch.allclose(sr.grad[i], torch.full((3, 4, 4), slope)), i
     assert ranker.param.grad is None
 
 
-def test_rank_content_loss_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="weights"):
-        RankContentLoss([AffineRanker(1, 0)], [1.0, 2.0])
+def test_rank_loss_rejects_bad_arguments():
     with pytest.raises(ValueError, match="rank function"):
-        RankContentLoss([AffineRanker(1, 0)], [1.0], function="tanh")
+        RankLoss(AffineRanker(1, 0), 1.0, function="tanh")
     with pytest.raises(ValueError, match="reduction"):
-        RankContentLoss([AffineRanker(1, 0)], [1.0], reduction="max")
+        RankLoss(AffineRanker(1, 0), 1.0, reduction="max")
+    with pytest.raises(ValueError, match="rank floor must be null or 'hr'"):
+        RankLoss(AffineRanker(1, 0), 1.0, floor="lr")
 
 
-def test_rank_content_loss_keeps_any_ranker_in_eval_mode():
-    # The stand-in has no eval pin of its own: RankContentLoss itself must keep it in eval mode.
+def test_rank_loss_keeps_any_ranker_in_eval_mode():
+    # The stand-in has no eval pin of its own: RankLoss itself must keep it in eval mode.
     rankers = [AffineRanker(1.0, 0.0), AffineRanker(2.0, 0.0)]
-    loss = RankContentLoss(rankers, [1.0, 0.5])
+    losses = nn.ModuleList([RankLoss(r, 1.0) for r in rankers])
     assert all(r.frozen and not r.training for r in rankers)
-    loss.train()
-    assert loss.training and not any(r.training for r in rankers)
-    nn.Sequential(loss).train()  # also when a parent module switches to training mode
+    losses.train()
+    assert all(loss.training for loss in losses) and not any(r.training for r in rankers)
+    nn.Sequential(losses).train()  # also when a parent module switches to training mode
     assert not any(r.training for r in rankers)
 
 
@@ -302,21 +292,73 @@ def test_real_rankers_stay_frozen_in_eval_and_pass_gradients_to_sr():
         scores = [r.eval()(x) for r in rankers]
     stats = [{k: v.clone() for k, v in r.state_dict().items()} for r in rankers]
 
-    loss = RankContentLoss(rankers, [0.25, 4.0], function="exp", reduction="mean")
-    loss.train()
-    assert loss.training and not any(r.training for r in rankers)
+    losses = nn.ModuleList([RankLoss(r, w, function="exp", reduction="mean") for r, w in zip(rankers, (0.25, 4.0))])
+    losses.train()
+    assert not any(r.training for r in rankers)
     assert all(not p.requires_grad for r in rankers for p in r.parameters())
 
     sr = x.clone().requires_grad_(True)
-    total, terms = loss(sr)
+    terms = [loss(sr) for loss in losses]
     expected = [float(torch.exp(s.double()).mean()) for s in scores]
     for term, value in zip(terms, expected):
         assert close(term, value, rel=1e-5)
-    assert close(total, 0.25 * expected[0] + 4.0 * expected[1], rel=1e-5)
 
-    total.backward()
+    (0.25 * terms[0] + 4.0 * terms[1]).backward()
     assert sr.grad is not None and sr.grad.abs().sum() > 0
     assert all(p.grad is None for r in rankers for p in r.parameters())
     for r, before in zip(rankers, stats):
         after = r.state_dict()
         assert all(torch.equal(after[k], v) for k, v in before.items()), "Ranker state changed"
+
+
+def test_rank_floor_hr_stops_the_reward_where_the_output_beats_hr():
+    """``floor="hr"``: f(max(R(sr), R(hr))). Image 0 scores 0.7 against its HR's 0.4 (worse than HR):
+    the plain gradient; image 1 scores -0.65 against 0.4 (better than HR): exactly zero."""
+    gain, offset = 1.5, 0.4
+    hr = torch.zeros(2, 3, 4, 4)  # both HR patches score 0.4
+    grads = {}
+    for floor in (None, "hr"):
+        sr = sr_batch().requires_grad_(True)
+        loss = RankLoss(AffineRanker(gain, offset), 1.0, function="sigmoid", reduction="sum", floor=floor)(sr, hr)
+        loss.backward()
+        grads[floor] = sr.grad
+        expected = sigmoid(0.7) + (sigmoid(-0.65) if floor is None else sigmoid(0.4))
+        assert close(loss, expected, rel=1e-6), floor
+    slope = sigmoid(0.7) * (1 - sigmoid(0.7)) * gain / 48
+    assert torch.allclose(grads["hr"][0], torch.full((3, 4, 4), slope), rtol=1e-6, atol=0)
+    assert torch.equal(grads["hr"][0], grads[None][0])
+    assert torch.equal(grads["hr"][1], torch.zeros(3, 4, 4))
+    assert grads[None][1].abs().min() > 0
+    with pytest.raises(ValueError, match="floor='hr' needs the HR images"):
+        RankLoss(AffineRanker(gain, offset), 1.0, floor="hr")(sr_batch())
+
+
+def test_base_recipe_writes_the_code_defaults_of_every_loss_option_it_lists():
+    """conf/gan/srresnet.yaml lists the loss options (so that overrides need no "+"); their values
+    are the defaults of the term signatures, the one place where the defaults are decided."""
+    import inspect
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from ranksrgan.lit.sr_module import HR_ALARM_MARGIN, SRModule
+    from ranksrgan.losses import build_perceptual_loss
+
+    def defaults(fn):
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        module = compose(config_name="config", overrides=["gan=srresnet"]).gan.module
+    sections = {
+        "pixel": defaults(PixelLoss),
+        "perceptual": defaults(build_perceptual_loss),
+        "gan": defaults(GANLoss),
+        "rank": {**defaults(RankLoss), "hr_alarm_margin": HR_ALARM_MARGIN},
+    }
+    for section, code in sections.items():
+        for key, value in module[section].items():
+            if key != "weight":  # the recipe's choice (srresnet: pixel only)
+                assert value == code[key], f"{section}.{key}: yaml {value!r}, code {code[key]!r}"
+    assert set(module.rank) == {"function", "reduction", "floor", "hr_alarm_margin"}
+    assert module.ema_decay == defaults(SRModule)["ema_decay"] == 0.0

@@ -14,6 +14,7 @@ from ranksrgan.export import save_state_dict
 from ranksrgan.io import write_image
 from ranksrgan.lit.sr_module import SRModule
 from ranksrgan.nets import Ranker
+from ranksrgan.ops.color import quantize_uint8
 
 TINY_G = {"name": "SRResNet", "kwargs": {"num_features": 8, "num_blocks": 1, "scale": 4}}
 TINY_D = {"name": "VGGDiscriminator", "kwargs": {"num_features": 4, "input_size": 32}}
@@ -70,29 +71,21 @@ def generator_grad(module: SRModule, lr: torch.Tensor, hr: torch.Tensor) -> torc
     return torch.cat([p.grad.flatten() for p in module.generator.parameters()])
 
 
-TERMS = {
-    "pixel": lambda m, w: m.pixel_cfg.__setitem__("weight", w),
-    "perceptual": lambda m, w: m.perceptual_cfg.__setitem__("weight", w),
-    "gan": lambda m, w: setattr(m.gan_loss, "weight", w),
-    "ranker a": lambda m, w: m.rank_loss.weights.__setitem__(0, w),
-    "ranker b": lambda m, w: m.rank_loss.weights.__setitem__(1, w),
-}
+TERMS = ("pixel", "perceptual", "gan", "rank/a", "rank/b")
 
 
-@pytest.mark.parametrize("term", list(TERMS))
+@pytest.mark.parametrize("term", TERMS)
 def test_each_loss_term_moves_the_gradient_only_when_weighted(ranker_files, term):
     torch.manual_seed(0)
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
     module = make_module(ranker_files)
     full = generator_grad(module, lr, hr)
-    TERMS[term](module, 0.0)
+    module.losses[term].weight = 0.0
     without = generator_grad(module, lr, hr)
     assert not torch.allclose(full, without), f"{term} with a non-zero weight did not change the gradient"
     # Weight 0 must equal a module that never had the term.
     reference = make_module(ranker_files)
-    for other, setter in TERMS.items():
-        if other == term:
-            setter(reference, 0.0)
+    reference.losses[term].weight = 0.0
     assert torch.allclose(without, generator_grad(reference, lr, hr), atol=0)
 
 
@@ -119,16 +112,17 @@ def _datamodule(root) -> PairedSRDataModule:
 
 def test_rankers_frozen_during_gan_training(tmp_path, ranker_files, tiny_data):
     module = make_module(ranker_files)
-    before = copy.deepcopy(module.rank_loss.rankers.state_dict())
+    rankers = torch.nn.ModuleList([loss.ranker for loss in module.rank_losses()])
+    before = copy.deepcopy(rankers.state_dict())
     g_before = copy.deepcopy(module.generator.state_dict())
     _trainer(tmp_path, 3, module).fit(module, datamodule=_datamodule(tiny_data))
     assert module.iteration == 3
-    after = module.rank_loss.rankers.state_dict()
+    after = rankers.state_dict()
     assert before.keys() == after.keys()
     for key in before:  # weights AND BatchNorm running statistics
         assert torch.equal(before[key], after[key]), key
-    assert not any(m.training for m in module.rank_loss.rankers.modules())
-    assert all(not p.requires_grad for p in module.rank_loss.parameters())
+    assert not any(m.training for r in rankers for m in r.modules())
+    assert all(not p.requires_grad for p in rankers.parameters())
     assert any(not torch.equal(g_before[k], v) for k, v in module.generator.state_dict().items())
 
 
@@ -147,7 +141,7 @@ def test_resume_continues_lr_schedule(tmp_path, ranker_files, tiny_data):
         assert a.last_epoch == b.last_epoch == 5
         assert a.get_last_lr() == b.get_last_lr() == [1e-4 * 0.25]
     ckpt = torch.load(last, weights_only=True)
-    assert not any(k.startswith(("rank_loss.", "perceptual_loss.")) for k in ckpt["state_dict"])
+    assert not any(k.startswith("losses.") for k in ckpt["state_dict"])
     assert ckpt["ranksrgan_arch"]["name"] == "SRResNet"
 
 
@@ -177,7 +171,7 @@ def test_sr_gradient_norms_match_each_weighted_term(ranker_files):
     from ranksrgan.checkpoints import load_ranker
 
     module = make_module(ranker_files, perceptual={"weight": 0.0}, rank={"reduction": "mean"})
-    module.pixel_cfg["weight"] = 2.0
+    module.losses["pixel"].weight = 2.0
     torch.manual_seed(1)
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
     _, terms, sr = module.generator_losses(lr, hr)
@@ -214,9 +208,11 @@ def test_validation_logs_ranker_scores_chroma_and_gradient_curves(tmp_path, rank
     from pytorch_lightning.loggers import CSVLogger
 
     from ranksrgan.checkpoints import load_ranker
-    from ranksrgan.lit.sr_module import chroma_std
+    from ranksrgan.metrics.registry import PIRM, compute
 
-    module = make_module(ranker_files, perceptual={"weight": 0.0}, grad_norm_interval=2)
+    # image_skip: the output is the bicubic image plus a residual, so it has colour to measure
+    generator = {"name": "SRResNet", "kwargs": {**TINY_G["kwargs"], "image_skip": "bicubic"}}
+    module = make_module(ranker_files, generator=generator, perceptual={"weight": 0.0}, grad_norm_interval=2)
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=4 * module.optimizer_steps_per_iteration,
@@ -245,30 +241,24 @@ def test_validation_logs_ranker_scores_chroma_and_gradient_curves(tmp_path, rank
     (val,) = [r for r in rows if r.get("val/psnr")]
     pair = datamodule.val_set[0]
     with torch.no_grad():
-        sr = module.generator(pair["lr"][None]).clamp(0, 1)
+        sr = quantize_uint8(module.generator(pair["lr"][None]))
         for name, path in zip("ab", ranker_files):
             assert float(val[f"val/ranker/{name}"]) == pytest.approx(load_ranker(path)(sr).item(), rel=1e-5, abs=1e-6)
-    ratio = (chroma_std(sr) / chroma_std(pair["hr"][None])).item()
-    assert float(val["val/chroma"]) == pytest.approx(ratio, rel=1e-5)
+            assert float(val[f"val/ranker_hr/{name}"]) == pytest.approx(load_ranker(path)(pair["hr"][None]).item(), rel=1e-5)
+    # the sample strip: a caption bar over bicubic | SR | HR, named after the image and iteration
+    from ranksrgan.io import read_image
 
-
-def test_chroma_std_is_zero_for_grey_and_scales_with_colour():
-    from ranksrgan.lit.sr_module import chroma_std
-
-    torch.manual_seed(0)
-    grey = torch.rand(2, 1, 16, 16).expand(2, 3, 16, 16)
-    assert torch.allclose(chroma_std(grey), torch.zeros(2, dtype=torch.float64), atol=1e-12)
-    colour = torch.rand(1, 3, 16, 16)
-    mid = colour.mean(dim=1, keepdim=True)
-    # Halving every pixel's distance from its grey value halves Cb and Cr (linear in RGB; the
-    # grey part has Cb = Cr = 0).
-    half = mid + 0.5 * (colour - mid)
-    assert chroma_std(half).item() == pytest.approx(0.5 * chroma_std(colour).item(), rel=1e-9)
-    # Cb of pure blue (0, 0, 1) is 0.5: a half-blue / half-black image has Cb std 0.25 (n-1: 0.2673).
-    img = torch.zeros(1, 3, 2, 2)
-    img[0, 2, 0] = 1.0
-    cb_std, cr_std = torch.tensor([0.5, 0.5, 0.0, 0.0]).std(), torch.tensor([-0.081312, -0.081312, 0.0, 0.0]).std()
-    assert chroma_std(img).item() == pytest.approx(0.5 * (cb_std + cr_std).item(), rel=1e-6)
+    strip = read_image(tmp_path / "samples" / "strip_coffee_it0000004.png")
+    hr = pair["hr"]
+    height, width = hr.shape[-2:]
+    assert strip.shape == (3, 14 + height, 3 * width)
+    for k in range(3):  # each panel's caption has white text on black
+        caption = strip[:, :14, k * width : (k + 1) * width]
+        assert caption.max() > 0.9 and (caption == 0).float().mean() > 0.5, k
+    assert torch.equal(strip[:, 14:, width : 2 * width], sr[0]) and torch.equal(strip[:, 14:, 2 * width :], hr)
+    # the table's chroma: the registry function, PIRM convention (scale px shaved, 8-bit values)
+    table = compute(["chroma"], sr, pair["hr"][None], PIRM, scale=4)["chroma"].item()
+    assert 0.5 < table < 1.5 and float(val["val/chroma"]) == pytest.approx(table, rel=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["lpips", "dists"])
@@ -282,10 +272,10 @@ def test_perceptual_kind_selects_a_learned_metric_as_the_loss(kind):
         pixel={"weight": 0.0},
         perceptual={"weight": 1.0, "kind": kind, "pretrained": False},
     )
-    assert type(module.perceptual_loss) is type(perceptual_metric_loss(kind, pretrained=False))
+    assert type(module.losses["perceptual"].metric) is type(perceptual_metric_loss(kind, pretrained=False))
     lr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 32, 32)
     total, terms, sr = module.generator_losses(lr, hr)
-    assert torch.allclose(total, module.perceptual_loss(sr, hr)) and terms["perceptual"].requires_grad
+    assert torch.allclose(total, module.losses["perceptual"](sr, hr)) and terms["perceptual"].requires_grad
     with pytest.raises(ValueError, match="perceptual.kind must be 'vgg', 'lpips' or 'dists'"):
         SRModule(
             generator={"name": "SRResNet", "kwargs": {"num_features": 4, "num_blocks": 1, "scale": 2}},
@@ -322,8 +312,8 @@ def test_loss_networks_bf16_runs_vgg_and_rankers_in_bf16_only(ranker_files):
     def record(name):
         return lambda mod, args, out: seen[name].append(out.dtype)
 
-    module.perceptual_loss.extractor.register_forward_hook(record("vgg"))
-    module.rank_loss.rankers[0].register_forward_hook(record("ranker"))
+    module.losses["perceptual"].extractor.register_forward_hook(record("vgg"))
+    module.losses["rank/a"].ranker.register_forward_hook(record("ranker"))
     module.generator.register_forward_hook(record("generator"))
     module.discriminator.register_forward_hook(record("discriminator"))
     torch.manual_seed(0)
@@ -430,3 +420,116 @@ def test_gan_step_on_cuda_makes_no_host_sync(tmp_path, ranker_files, precision):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert module.iteration == 6
+
+
+# ---------------------------------------------------------------------- generator EMA
+
+
+def test_ema_update_is_decay_times_average_plus_the_rest_times_weights(ranker_files):
+    module = make_module(ranker_files, rankers=[], gan={"weight": 0.0}, perceptual={"weight": 0.0}, ema_decay=0.9)
+    assert module.inference_generator() is module.generator_ema
+    assert all(not p.requires_grad for p in module.generator_ema.parameters())
+    with torch.no_grad():
+        for p in module.generator_ema.parameters():
+            p.fill_(0.5)
+        for p in module.generator.parameters():
+            p.fill_(1.5)
+    module.update_ema()
+    for name, p in module.generator_ema.named_parameters():  # 0.9 * 0.5 + 0.1 * 1.5
+        torch.testing.assert_close(p, torch.full_like(p, 0.6), rtol=0, atol=1e-7, msg=name)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        make_module(ranker_files, ema_decay=1.0)
+    assert make_module(ranker_files, rankers=[]).generator_ema is None
+
+
+def _pixel_trainer(root, iterations: int) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        max_steps=iterations,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        default_root_dir=str(root),
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=str(root / "ckpt"), save_last=True, every_n_train_steps=1)],
+    )
+
+
+@pytest.mark.filterwarnings("ignore:.*dataloader is not resumable")
+def test_ema_resumes_exactly_and_is_what_load_generator_returns(tmp_path, ranker_files):
+    from ranksrgan.checkpoints import load_generator
+
+    gen = torch.Generator().manual_seed(0)
+    batch = {"lr": torch.rand(2, 3, 8, 8, generator=gen), "hr": torch.rand(2, 3, 32, 32, generator=gen)}
+    loader = torch.utils.data.DataLoader([batch] * 8, batch_size=None)  # the same batch every step
+
+    def module():
+        return make_module(
+            ranker_files, rankers=[], gan={"weight": 0.0}, perceptual={"weight": 0.0}, optimizer={"lr": 1e-2}, ema_decay=0.5
+        )
+
+    straight = module()
+    _pixel_trainer(tmp_path / "a", 5).fit(straight, train_dataloaders=loader)
+    first = module()
+    _pixel_trainer(tmp_path / "b", 3).fit(first, train_dataloaders=loader)
+    resumed = module()
+    last = tmp_path / "b" / "ckpt" / "last.ckpt"
+    _pixel_trainer(tmp_path / "b", 5).fit(resumed, train_dataloaders=loader, ckpt_path=str(last))
+    assert straight.global_step == resumed.global_step == 5
+    for key, value in straight.generator_ema.state_dict().items():
+        assert torch.equal(value, resumed.generator_ema.state_dict()[key]), key
+    raw, ema = straight.generator.state_dict(), straight.generator_ema.state_dict()
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+
+    published = load_generator(tmp_path / "a" / "ckpt" / "last.ckpt").state_dict()
+    assert published.keys() == ema.keys() and all(torch.equal(published[k], ema[k]) for k in ema)
+    ckpt = torch.load(tmp_path / "a" / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(ckpt[f"generator.{k}"], v) for k, v in raw.items())  # training resumes the raw weights
+
+
+# ---------------------------------------------------------------------- reward-hacking alarm
+
+
+@pytest.mark.filterwarnings("ignore:.*reference is not registered")
+@pytest.mark.parametrize("margin,warned", [(None, True), (1.0, False)])
+def test_hr_alarm_names_the_ranker_that_rates_outputs_above_hr(ranker_files, caplog, margin, warned):
+    rank = {} if margin is None else {"hr_alarm_margin": margin}
+    module = make_module(ranker_files, rank=rank)
+    assert module.hr_alarm_margin == (0.5 if margin is None else margin)
+    # Ranker a: outputs 1.5, HR 2.3 (outputs better by 0.8); Ranker b: outputs 1.0, HR 1.2 (by 0.2).
+    for means, values in (
+        (module.val_ranker_scores, ([1.0, 2.0], [0.5, 1.5])),
+        (module.val_ranker_hr_scores, ([2.5, 2.1], [1.2, 1.2])),
+    ):
+        for mean, v in zip(means, values):
+            mean.update(torch.tensor(v))
+    with caplog.at_level("WARNING", logger="ranksrgan.lit.sr_module"):
+        module.on_validation_epoch_end()
+    alarms = [r.getMessage() for r in caplog.records if "hr_alarm_margin" in r.getMessage()]
+    if warned:
+        assert len(alarms) == 1 and "iteration 0" in alarms[0] and "a (by 0.8)" in alarms[0] and "b (" not in alarms[0]
+    else:
+        assert alarms == []
+    assert all(int(m.count) == 0 for m in [*module.val_ranker_scores, *module.val_ranker_hr_scores])  # reset
+
+
+def test_validation_scores_equal_the_evaluation_table_on_the_same_weights(tmp_path, ranker_files, tiny_data):
+    """val/niqe, val/psnr, val/ssim and val/chroma of one validation image equal what
+    ``ranksrgan.evaluation.evaluate`` reports for the same generator on the same HR image."""
+    from ranksrgan.evaluation import BenchmarkSet, evaluate
+
+    generator = {"name": "SRResNet", "kwargs": {**TINY_G["kwargs"], "image_skip": "bicubic"}}
+    module = make_module(ranker_files, generator=generator, rankers=[], gan={"weight": 0.0}, perceptual={"weight": 0.0})
+    with torch.no_grad():  # a non-trivial residual, so the output is not the bicubic image
+        module.generator.conv_last.bias.copy_(torch.tensor([0.013, -0.021, 0.008]))
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path)
+    )
+    val = trainer.validate(module, datamodule=_datamodule(tiny_data), verbose=False)[0]
+    checkpoint = save_state_dict(module.generator, tmp_path / "G.pth")
+    ev = evaluate(
+        [BenchmarkSet("val", tiny_data / "val")], [("G", checkpoint)], metrics=["niqe", "psnr", "ssim", "chroma"], tile=None
+    )
+    for name in ("niqe", "psnr", "ssim", "chroma"):
+        assert val[f"val/{name}"] == pytest.approx(ev.mean("val", "G", name), rel=1e-6, abs=0), name

@@ -91,12 +91,12 @@ def test_generator_total_is_the_weighted_sum_of_independent_terms(ranker_files, 
     sr = sr.detach()
 
     expected = {"pixel": np.mean(np.abs(_np(sr) - _np(hr)))}
-    extractor = module.perceptual_loss.extractor
+    extractor = module.losses["perceptual"].extractor
     with torch.no_grad():
         expected["perceptual"] = np.mean(np.abs(_np(extractor(sr)) - _np(extractor(hr))))
         fake = _np(module.discriminator(sr)).ravel()
         real = _np(module.discriminator(hr)).ravel()
-        scores = [_np(r(sr)).ravel() for r in module.rank_loss.rankers]
+        scores = [_np(loss.ranker(sr)).ravel() for loss in module.rank_losses()]
     if kind == "vanilla":
         expected["gan"] = np.mean(softplus(-fake))  # BCE(D(G(x)), real)
     else:
@@ -136,8 +136,8 @@ def test_generator_losses_leave_rankers_and_discriminator_without_gradients(rank
     total.backward()
     assert all(p.grad is not None for p in module.generator.parameters())
     assert all(p.grad is None for p in module.discriminator.parameters())
-    assert all(p.grad is None for p in module.rank_loss.parameters())
-    assert not any(r.training for r in module.rank_loss.rankers)
+    assert all(p.grad is None for loss in module.rank_losses() for p in loss.parameters())
+    assert not any(loss.ranker.training for loss in module.rank_losses())
 
 
 # ----------------------------------------------------------------------------- validation NIQE
@@ -270,7 +270,7 @@ def _train(module: SRModule, lr: torch.Tensor, hr: torch.Tensor, iterations: int
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step()
-        d_loss = discriminator_loss(module.discriminator(hr), module.discriminator(sr.detach()), module.gan_cfg["kind"])
+        d_loss = discriminator_loss(module.discriminator(hr), module.discriminator(sr.detach()), module.gan_loss.kind)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
@@ -306,3 +306,48 @@ def test_short_gan_run_with_a_ranker_lowers_its_scores(tmp_path):
     # Without the Ranker the outputs stay near HR's score; with it the score drops (darker outputs).
     assert abs(means[0.0] - float(load_ranker(path)(hr).mean())) < 0.05, means
     assert means[1.0] < means[0.0] - 0.05, means
+
+
+# ----------------------------------------------------------------------------- the demo config
+
+
+def test_demo_config_losses_total_by_hand(tmp_path):
+    """The loss terms built from ``experiment=demo`` (pixel L1 1, vanilla GAN 0.005, Rankers blur and
+    interp at the recipe's weight, sigmoid, batch mean), and the module's weighted total recomputed
+    here from the returned SR image."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=demo"])
+    module_cfg = OmegaConf.to_container(cfg.gan.module, resolve=True)
+    for key in ("_target_", "_convert_"):
+        module_cfg.pop(key)
+    module_cfg["generator"]["kwargs"].update(num_features=4, num_blocks=1)
+    module_cfg["discriminator"]["kwargs"].update(num_features=4)
+    rankers = []
+    for i, entry in enumerate(cfg.gan.rankers):
+        torch.manual_seed(20 + i)
+        path = save_state_dict(Ranker("vgg8", num_features=2), tmp_path / f"{entry.name}.pth")
+        rankers.append({"name": entry.name, "checkpoint": str(path), "weight": float(entry.weight)})
+    torch.manual_seed(0)
+    module = SRModule(**module_cfg, rankers=rankers)
+    assert list(module.losses) == ["pixel", "gan", "rank/blur", "rank/interp"]
+    assert module.term_weights() == {"pixel": 1.0, "gan": 0.005, "rank/blur": 0.03, "rank/interp": 0.03}
+
+    torch.manual_seed(1)
+    lr, hr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 64, 64)
+    total, terms, sr = module.generator_losses(lr, hr)
+    sr = sr.detach()
+    with torch.no_grad():
+        fake = _np(module.discriminator(sr)).ravel()
+        scores = [_np(load_ranker(r["checkpoint"])(sr)).ravel() for r in rankers]
+    pixel = np.mean(np.abs(_np(sr) - _np(hr)))
+    gan = np.mean(softplus(-fake))
+    rank = [np.mean(1 / (1 + np.exp(-s))) for s in scores]
+    assert math.isclose(float(total), pixel + 0.005 * gan + 0.03 * rank[0] + 0.03 * rank[1], rel_tol=1e-5)
+    for name, value in {"pixel": pixel, "gan": gan, "rank/blur": rank[0], "rank/interp": rank[1]}.items():
+        assert math.isclose(float(terms[name].detach()), value, rel_tol=1e-5), name

@@ -2,8 +2,9 @@
 
 Accepted files:
 
-* our Lightning ``.ckpt`` files: ``state_dict`` keys ``generator.*`` (SR module) or ``ranker.*``
-  (Ranker module) and a top-level ``"ranksrgan_arch": {"name": ..., "kwargs": {...}}``;
+* our Lightning ``.ckpt`` files: ``state_dict`` keys ``generator.*`` (SR module; with
+  ``generator_ema.*`` too, the weights' moving average, which :func:`load_generator` returns) or
+  ``ranker.*`` (Ranker module) and a top-level ``"ranksrgan_arch": {"name": ..., "kwargs": {...}}``;
 * our ``.pth`` files from :func:`ranksrgan.export.save_state_dict`
   (``{"ranksrgan_arch": ..., "state_dict": ...}``);
 * the authors' released state dicts, recognised by their keys (with or without a ``module.``
@@ -240,6 +241,8 @@ def _resolve(
 ) -> tuple[str, dict[str, Any], StateDict]:
     """Find the arch spec and the (renamed) state dict of ``component`` in a loaded file."""
     state = _find_state_dict(obj, path)
+    if component == "generator" and any(k.startswith("generator_ema.") for k in state):
+        component = "generator_ema"  # an SR-module checkpoint with an EMA publishes the average
     state = _select(state, component)
     spec = obj.get("ranksrgan_arch") if isinstance(obj, dict) else None
     if spec is not None:

@@ -1,7 +1,12 @@
-"""Generator losses of SRGAN / ESRGAN / RankSRGAN.
+"""Generator losses of SRGAN / ESRGAN / RankSRGAN, one module per term (BasicSR style).
 
-Every loss maps images in [0, 1] to a scalar tensor. The GAN and rank-content losses follow the
-score conventions of the networks:
+Every generator term is a :class:`GeneratorLoss`: it owns its ``weight`` (>= 0; 0 switches the term
+off) and its ``forward(sr, hr)`` returns the UNWEIGHTED scalar, for images in [0, 1]. The training
+objective is ``sum(term.weight * term(sr, hr))`` over the :class:`~torch.nn.ModuleDict` that
+:func:`build_generator_losses` makes from the config, keyed by the names the logs use: ``pixel``,
+``perceptual``, ``gan`` and ``rank/<Ranker name>``.
+
+Score conventions of the networks:
 
 * discriminator logits: higher = more "real";
 * Ranker scores: higher = WORSE image (the original's convention). The rank-content loss is
@@ -11,7 +16,9 @@ score conventions of the networks:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,44 +26,120 @@ from torch import nn
 
 __all__ = [
     "GAN_KINDS",
-    "GANLoss",
     "MONOTONIC_FUNCTIONS",
-    "pixel_loss",
+    "RANK_FLOORS",
+    "GeneratorLoss",
+    "PixelLoss",
     "PerceptualLoss",
+    "LearnedPerceptualLoss",
+    "GANLoss",
+    "RankLoss",
+    "build_perceptual_loss",
+    "build_generator_losses",
     "generator_adversarial_loss",
     "discriminator_loss",
-    "RankContentLoss",
 ]
 
 
-def pixel_loss(sr: torch.Tensor, hr: torch.Tensor, criterion: str = "l1") -> torch.Tensor:
-    """Mean L1 or MSE between ``sr`` and ``hr`` (any equal shapes)."""
-    if criterion == "l1":
-        return F.l1_loss(sr, hr)
-    if criterion == "mse":
-        return F.mse_loss(sr, hr)
-    raise ValueError(f"pixel criterion must be 'l1' or 'mse', got {criterion!r}")
+def _distance(x: torch.Tensor, y: torch.Tensor, criterion: str) -> torch.Tensor:
+    """Mean over elements of ``|x - y|`` (``l1``) or ``(x - y)^2`` (``mse`` / ``l2sq``)."""
+    return F.l1_loss(x, y) if criterion == "l1" else F.mse_loss(x, y)
 
 
-class PerceptualLoss(nn.Module):
-    """Distance between frozen VGG features of SR and HR (paper Eq. 7).
+class GeneratorLoss(nn.Module):
+    """One term of the generator objective: owns its ``weight``; ``forward(sr, hr)`` returns the
+    unweighted scalar (``sr``, ``hr``: ``B×3×H×W`` in [0, 1]).
+
+    ``uses_loss_network``: the term runs a frozen network (VGG, LPIPS/DISTS, a Ranker), which the
+    SR module may run under bf16 autocast.
+    """
+
+    uses_loss_network = False
+
+    def __init__(self, name: str, weight: float) -> None:
+        super().__init__()
+        weight = float(weight)
+        if not weight >= 0 or math.isinf(weight):
+            raise ValueError(f"{name} weight must be a finite number >= 0, got {weight}")
+        self.name, self.weight = name, weight
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight:g}"
+
+
+class PixelLoss(GeneratorLoss):
+    """Mean ``|sr - hr|`` (``criterion="l1"``) or ``(sr - hr)^2`` (``"mse"``) over all elements."""
+
+    CRITERIA = ("l1", "mse")
+
+    def __init__(self, weight: float = 0.0, criterion: str = "l1") -> None:
+        super().__init__("pixel", weight)
+        if criterion not in self.CRITERIA:
+            raise ValueError(f"pixel criterion must be one of {self.CRITERIA}, got {criterion!r}")
+        self.criterion = criterion
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return _distance(sr, hr, self.criterion)
+
+
+class PerceptualLoss(GeneratorLoss):
+    """Distance between frozen feature maps of SR and HR (paper Eq. 7), no gradient into HR.
 
     Args:
         extractor: a frozen feature network, e.g. ``VGGFeatureExtractor`` (conv5_4 before ReLU).
-        criterion: "l1" (the official code) or "mse" (the paper's squared L2, averaged).
+        weight: the term's weight.
+        criterion: ``"l1"``: mean ``|phi(sr) - phi(hr)|`` (the authors' code); ``"l2sq"``: mean
+            ``(phi(sr) - phi(hr))^2``, Eq. 7's squared L2 norm divided by the number of elements.
     """
 
-    def __init__(self, extractor: nn.Module, criterion: str = "l1") -> None:
-        super().__init__()
-        if criterion not in ("l1", "mse"):
-            raise ValueError(f"perceptual criterion must be 'l1' or 'mse', got {criterion!r}")
+    uses_loss_network = True
+    CRITERIA = ("l1", "l2sq")
+
+    def __init__(self, extractor: nn.Module, weight: float = 0.0, criterion: str = "l1") -> None:
+        super().__init__("perceptual", weight)
+        if criterion not in self.CRITERIA:
+            raise ValueError(f"perceptual criterion must be one of {self.CRITERIA}, got {criterion!r}")
         self.extractor = extractor
         self.criterion = criterion
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = self.extractor(hr)
-        return pixel_loss(self.extractor(sr), target, self.criterion)
+        return _distance(self.extractor(sr), target, self.criterion)
+
+
+class LearnedPerceptualLoss(GeneratorLoss):
+    """A frozen learned metric (LPIPS or DISTS, :mod:`ranksrgan.metrics.perceptual`) as the
+    perceptual term: its batch mean, lower = closer to HR."""
+
+    uses_loss_network = True
+
+    def __init__(self, metric: nn.Module, weight: float = 0.0) -> None:
+        super().__init__("perceptual", weight)
+        self.metric = metric
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return self.metric(sr, hr)
+
+
+def build_perceptual_loss(
+    weight: float = 0.0, kind: str = "vgg", layer: str = "conv5_4", criterion: str = "l1", pretrained: bool = True
+) -> GeneratorLoss:
+    """The perceptual term of the config ``perceptual:`` section.
+
+    ``kind``: ``vgg`` (VGG19 features up to ``layer``, distance ``criterion``) or ``lpips`` /
+    ``dists`` (piq's metrics as the loss; ``layer`` and ``criterion`` do not apply).
+    ``pretrained``: ImageNet / released weights (False: random, for tests without network).
+    """
+    if kind == "vgg":
+        from ranksrgan.nets import VGGFeatureExtractor
+
+        return PerceptualLoss(VGGFeatureExtractor(layer=layer, pretrained=pretrained), weight, criterion)
+    if kind in ("lpips", "dists"):
+        from ranksrgan.metrics.perceptual import perceptual_metric_loss
+
+        return LearnedPerceptualLoss(perceptual_metric_loss(kind, pretrained=pretrained), weight)
+    raise ValueError(f"perceptual.kind must be 'vgg', 'lpips' or 'dists', got {kind!r}")
 
 
 def generator_adversarial_loss(fake_logits: torch.Tensor, real_logits: torch.Tensor | None, kind: str) -> torch.Tensor:
@@ -98,34 +181,32 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kin
 GAN_KINDS = ("vanilla", "ragan")
 
 
-class GANLoss(nn.Module):
-    """The adversarial loss of one kind (paper Eq. 8), owning its weight in the generator objective.
-
-    A thin module over :func:`generator_adversarial_loss` and :func:`discriminator_loss`.
+class GANLoss(GeneratorLoss):
+    """The adversarial term of one kind (paper Eq. 8).
 
     Args:
         kind: "vanilla" (BCE against the real / fake labels) or "ragan" (ESRGAN's relativistic
             average GAN, which also needs the discriminator's logits on real images).
-        weight: the generator term's weight in the total loss (>= 0); the discriminator's own
-            loss is not weighted.
-
-    Logits: ``(B, 1)`` (or any shape), higher = more "real".
+        weight: the generator term's weight; the discriminator's own loss is not weighted.
+        discriminator: the network ``forward(sr, hr)`` scores (logits ``(B, 1)``, higher = more
+            "real"). It is NOT a submodule: the SR module owns it (its checkpoint keys stay
+            ``discriminator.*``) and trains it; here it is called with its parameters frozen, so
+            the generator step leaves no gradient in it.
 
     >>> loss = GANLoss("vanilla", weight=0.005)
     >>> fake, real = torch.zeros(4, 1), torch.ones(4, 1)
-    >>> round(float(loss.generator(fake)), 4), round(float(loss(fake)), 6)  # log 2, weighted
-    (0.6931, 0.003466)
+    >>> round(float(loss.generator(fake)), 4)  # log 2
+    0.6931
     >>> round(float(loss.discriminator(real, fake)), 4)
     1.0064
     """
 
-    def __init__(self, kind: str = "vanilla", weight: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self, kind: str = "vanilla", weight: float = 0.0, discriminator: nn.Module | None = None) -> None:
+        super().__init__("gan", weight)
         if kind not in GAN_KINDS:
             raise ValueError(f"GAN kind must be one of {GAN_KINDS}, got {kind!r}")
-        if weight < 0:
-            raise ValueError(f"GAN weight must be >= 0, got {weight}")
-        self.kind, self.weight = kind, float(weight)
+        self.kind = kind
+        object.__setattr__(self, "network", discriminator)
 
     @property
     def needs_real_logits(self) -> bool:
@@ -133,16 +214,24 @@ class GANLoss(nn.Module):
         return self.kind == "ragan"
 
     def generator(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """The generator's unweighted adversarial term (scalar)."""
+        """The generator's unweighted adversarial term from logits (scalar)."""
         return generator_adversarial_loss(fake_logits, real_logits, self.kind)
 
     def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         """The discriminator's loss (scalar; fake logits from detached SR images)."""
         return discriminator_loss(real_logits, fake_logits, self.kind)
 
-    def forward(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """``weight`` times :meth:`generator`."""
-        return self.weight * self.generator(fake_logits, real_logits)
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """:meth:`generator` on the discriminator's logits of ``sr`` (and of ``hr`` for RaGAN)."""
+        if self.network is None:
+            raise ValueError("GANLoss needs its discriminator network to score images")
+        self.network.requires_grad_(False)
+        try:
+            fake_logits = self.network(sr)
+            real_logits = self.network(hr).detach() if self.needs_real_logits else None
+        finally:
+            self.network.requires_grad_(True)
+        return self.generator(fake_logits, real_logits)
 
 
 MONOTONIC_FUNCTIONS = {
@@ -150,61 +239,105 @@ MONOTONIC_FUNCTIONS = {
     "exp": torch.exp,
     "identity": lambda s: s,
 }
+#: ``rank.floor`` choices: None (the paper) or ``"hr"`` (no reward below the HR patch's score).
+RANK_FLOORS = (None, "hr")
 
 
-class RankContentLoss(nn.Module):
-    """Weighted sum of rank-content losses from several frozen Rankers (paper Eq. 9 and §6).
+class RankLoss(GeneratorLoss):
+    """The rank-content term of one frozen Ranker (paper Eq. 9; several Rankers: §6).
 
-    ``loss = sum_k weight_k * reduce_over_batch(f(R_k(sr)))``.
+    ``loss = reduce_over_batch(f(R(sr)))``, or with ``floor="hr"``
+    ``reduce_over_batch(f(max(R(sr), R(hr))))`` with ``R(hr)`` detached: per image, no reward (zero
+    gradient) once the output scores better (lower) than its HR patch, the plain loss's gradient
+    elsewhere (an addition to the paper against rewarding the Ranker's blind spots).
 
     Args:
-        rankers: :class:`~ranksrgan.nets.Ranker` s mapping ``B×3×H×W`` in [0, 1] to scores ``(B,)``,
-            higher = worse. They are frozen here (``Ranker.freeze``).
-        weights: one weight per Ranker (0 disables it without removing it).
+        ranker: a :class:`~ranksrgan.nets.Ranker`, ``B×3×H×W`` in [0, 1] -> scores ``(B,)``,
+            higher = worse. It is frozen here (``Ranker.freeze``) and stays in eval mode even when
+            the parent module is put in training mode, so its BatchNorm statistics never drift
+            (a defect of the original code). Gradients still flow through it to the SR image.
+        weight: the term's weight.
+        name: the Ranker's label (the term is logged as ``rank/<name>``).
         function: the increasing map ``f``: "sigmoid" (paper), "exp" or "identity" (§5.4).
         reduction: "sum" over the batch (the official code, for which the paper's weight 0.03 was
             tuned at batch 8) or "mean" (independent of the batch size: weight x batch gives the same).
-
-    The Rankers are frozen (no gradients to their weights) and stay in eval mode even when the
-    parent module is put in training mode, so their BatchNorm statistics never drift (a defect of
-    the original code). Gradients still flow through them to the SR image.
+        floor: None or "hr" (above).
     """
 
+    uses_loss_network = True
+
     def __init__(
-        self, rankers: Sequence[nn.Module], weights: Sequence[float], function: str = "sigmoid", reduction: str = "sum"
+        self,
+        ranker: nn.Module,
+        weight: float = 0.0,
+        name: str = "ranker",
+        function: str = "sigmoid",
+        reduction: str = "sum",
+        floor: str | None = None,
     ) -> None:
-        super().__init__()
-        if len(rankers) != len(weights):
-            raise ValueError(f"got {len(rankers)} Rankers but {len(weights)} weights")
+        super().__init__(f"rank/{name}", weight)
         if function not in MONOTONIC_FUNCTIONS:
             raise ValueError(f"rank function must be one of {sorted(MONOTONIC_FUNCTIONS)}, got {function!r}")
         if reduction not in ("sum", "mean"):
             raise ValueError(f"rank reduction must be 'sum' or 'mean', got {reduction!r}")
-        self.reduction = reduction
-        self.rankers = nn.ModuleList(rankers)
-        self.weights = [float(w) for w in weights]
-        self.function = function
-        for ranker in self.rankers:
-            ranker.freeze()
-        self.rankers.eval()
+        if floor not in RANK_FLOORS:
+            raise ValueError(f"rank floor must be null or 'hr', got {floor!r}")
+        self.function, self.reduction, self.floor = function, reduction, floor
+        self.ranker = ranker.freeze()
+        self.ranker.eval()
 
-    def train(self, mode: bool = True) -> RankContentLoss:
+    def train(self, mode: bool = True) -> RankLoss:
         super().train(mode)
-        self.rankers.eval()
+        self.ranker.eval()
         return self
 
-    def forward(self, sr: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-        """Returns ``(weighted total, per-Ranker unweighted reduced f(R_k(sr)))``; a Ranker with
-        weight 0 is not evaluated (its entry is None)."""
-        f = MONOTONIC_FUNCTIONS[self.function]
-        total = sr.new_zeros(())
-        terms: list[torch.Tensor | None] = []
-        for weight, ranker in zip(self.weights, self.rankers):
-            term = None
-            if weight:
-                values = f(ranker(sr).reshape(-1))
-                term = values.sum() if self.reduction == "sum" else values.mean()
-            if term is not None:
-                total = total + weight * term
-            terms.append(term)
-        return total, terms
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
+        scores = self.ranker(sr).reshape(-1)
+        if self.floor == "hr":
+            if hr is None:
+                raise ValueError(f"{self.name}: floor='hr' needs the HR images")
+            with torch.no_grad():
+                hr_scores = self.ranker(hr).reshape(-1)
+            scores = torch.where(scores > hr_scores, scores, hr_scores)
+        values = MONOTONIC_FUNCTIONS[self.function](scores)
+        return values.sum() if self.reduction == "sum" else values.mean()
+
+
+def build_generator_losses(
+    pixel: Mapping | None = None,
+    perceptual: Mapping | None = None,
+    gan: Mapping | None = None,
+    rank: Mapping | None = None,
+    rankers: Sequence[tuple[str, nn.Module | str | os.PathLike, float]] = (),
+    discriminator: nn.Module | None = None,
+) -> nn.ModuleDict:
+    """The generator's loss terms from the config sections, keyed ``pixel``, ``perceptual``, ``gan``,
+        ``rank/<name>`` (in that order, the order of the weighted sum).
+
+        Each section's keys are the keyword arguments of its term (``pixel``: :class:`PixelLoss`;
+        ``perceptual``: :func:`build_perceptual_loss`; ``gan``: :class:`GANLoss` without the network;
+        ``rank``: :class:`RankLoss`'s ``function``, ``reduction``, ``floor`` for every Ranker), whose
+        signatures hold the defaults. ``rankers``: ``(name, Ranker or its checkpoint file, weight)`` each
+    (files are loaded after the perceptual network is built, so a seeded build is reproducible). The perceptual and
+        GAN terms exist only with a weight > 0 (they need networks; the GAN term needs
+        ``discriminator``); the pixel term and every Ranker's term always exist (weight 0 = skipped).
+    """
+    terms: dict[str, GeneratorLoss] = {"pixel": PixelLoss(**(pixel or {}))}
+    perceptual = dict(perceptual or {})
+    if float(perceptual.get("weight", 0.0)) > 0:
+        terms["perceptual"] = build_perceptual_loss(**perceptual)
+    gan_term = GANLoss(**(gan or {}), discriminator=discriminator)
+    if gan_term.weight > 0:
+        if discriminator is None:
+            raise ValueError("gan.weight > 0 needs a discriminator config")
+        terms["gan"] = gan_term
+    for name, ranker, weight in rankers:
+        key = f"rank/{name}"
+        if key in terms:
+            raise ValueError(f"two Rankers are named {name!r}")
+        if not isinstance(ranker, nn.Module):
+            from ranksrgan.checkpoints import load_ranker
+
+            ranker = load_ranker(ranker)
+        terms[key] = RankLoss(ranker, weight, name, **(rank or {}))
+    return nn.ModuleDict(terms)

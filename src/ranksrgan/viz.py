@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_ROOT", "runs_root", "require_stages", "to_hwc", "image_grid", "score_histograms"]
+__all__ = ["DEFAULT_ROOT", "runs_root", "require_stages", "to_hwc", "image_grid", "labelled_strip", "score_histograms"]
 
 #: run folder when neither an argument nor ``RANKSRGAN_ROOT`` names one (``conf/paths/default.yaml``)
 DEFAULT_ROOT = "ranksrgan_runs"
@@ -126,6 +126,30 @@ def image_grid(
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def labelled_strip(panels: Sequence[torch.Tensor], labels: Sequence[str], bar: int = 14) -> torch.Tensor:
+    """Panels ``3×H×W`` (one height, [0, 1]) side by side under a black caption bar ``bar`` px high
+    that names each panel in white (PIL's default font, clipped to the panel's width).
+
+    Returns ``3×(bar + H)×(sum W)``, float32 on the CPU.
+
+    >>> strip = labelled_strip([torch.zeros(3, 20, 30), torch.ones(3, 20, 40)], ["a", "b"])
+    >>> strip.shape, bool(strip[:, 14:, 30:].eq(1).all())
+    (torch.Size([3, 34, 70]), True)
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if len(panels) != len(labels):
+        raise ValueError(f"labelled_strip: {len(panels)} panels but {len(labels)} labels")
+    font = ImageFont.load_default()
+    captions = []
+    for panel, label in zip(panels, labels):
+        canvas = Image.new("L", (int(panel.shape[-1]), bar), 0)
+        ImageDraw.Draw(canvas).text((2, 1), label, fill=255, font=font)
+        captions.append(torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0).expand(3, -1, -1))
+    images = torch.cat([p.detach().float().cpu().clamp(0, 1) for p in panels], dim=-1)
+    return torch.cat([torch.cat(captions, dim=-1), images], dim=-2)
 
 
 def _color_cycle() -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from ranksrgan.evaluation.table3 import (
     write_evaluation,
 )
 from ranksrgan.evaluation.upper_bound import UpperBound, upper_bounds
-from ranksrgan.metrics.registry import LEARNED_METRICS, METRICS, MetricSpec
+from ranksrgan.metrics.registry import LEARNED_METRICS, METRICS, MetricInfo
 
 __all__ = [
     "BenchmarkSet",
@@ -52,7 +52,7 @@ __all__ = [
     "LEARNED_METRICS",
     "MEAN_ROW",
     "METRICS",
-    "MetricSpec",
+    "MetricInfo",
     "RANK_PREFIX",
     "SKIPPED",
     "UpperBound",

@@ -16,7 +16,7 @@ import torch
 
 from ranksrgan.evaluation.csvformat import SKIPPED
 from ranksrgan.io import ImageReadError, decode_image, list_images, to_tensor
-from ranksrgan.metrics.registry import LEARNED_METRICS, METRICS, MetricSpec, check_names, compute
+from ranksrgan.metrics.registry import LEARNED_METRICS, METRICS, MetricInfo, check_names, compute
 
 __all__ = [
     "RANK_PREFIX",
@@ -47,13 +47,13 @@ def load_learned_metrics(metrics: Sequence[str], device: torch.device | str = "c
 RANK_PREFIX = "rank/"
 
 
-def metric_spec(column: str) -> MetricSpec:
-    """The :class:`MetricSpec` of a column: a :data:`METRICS` id, or ``rank/<name>`` (a Ranker's
+def metric_spec(column: str) -> MetricInfo:
+    """The :class:`MetricInfo` of a column: a :data:`METRICS` id, or ``rank/<name>`` (a Ranker's
     mean score; a higher score means a WORSE image, so lower is better)."""
     if column in METRICS:
         return METRICS[column]
     if column.startswith(RANK_PREFIX) and len(column) > len(RANK_PREFIX):
-        return MetricSpec(column, f"Rank-{column[len(RANK_PREFIX) :]}", False, digits=3)
+        return MetricInfo(column, f"Rank-{column[len(RANK_PREFIX) :]}", False, digits=3)
     raise KeyError(f"unknown metric column {column!r}; choose from {', '.join(METRICS)} or {RANK_PREFIX}<ranker>")
 
 

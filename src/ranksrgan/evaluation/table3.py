@@ -29,7 +29,7 @@ from ranksrgan.evaluation.scoring import (
     warn_nan,
 )
 from ranksrgan.io import ImageReadError, atomic_write_bytes, decode_image, list_images, to_tensor
-from ranksrgan.metrics.registry import METRICS, PIRM, MetricSpec, check_names, compute
+from ranksrgan.metrics.registry import METRICS, PIRM, MetricInfo, check_names, compute
 from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.ops.resize import imresize
 
@@ -419,7 +419,7 @@ def format_markdown(ev: Evaluation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _best(spec: MetricSpec, values: Sequence[float], methods: Sequence[str], reference: str | None) -> float | None:
+def _best(spec: MetricInfo, values: Sequence[float], methods: Sequence[str], reference: str | None) -> float | None:
     """Best value among the methods other than the ``reference`` (finite values only); None when
     fewer than two methods compete."""
     if sum(meth != reference for meth in methods) < 2:

@@ -5,8 +5,9 @@ discriminator and its optimiser). One training batch is one ITERATION = one gene
 (plus one discriminator update when the GAN loss is on). ``iteration`` counts them; the LR
 schedule (halve at the milestones) is stepped once per iteration, and the pipeline sets Lightning's
 ``max_steps`` to ``iterations * optimizer_steps_per_iteration`` because Lightning counts every
-optimiser step. Validation computes PSNR, SSIM and NIQE in the registry's ``PIRM`` convention
-(:mod:`ranksrgan.metrics.registry`): the curves of the paper's Figs. 5, 12, 15 and 22.
+optimiser step. Validation rounds the outputs to 8 bits and computes PSNR, SSIM, NIQE and chroma
+in the registry's ``PIRM`` convention (:mod:`ranksrgan.metrics.registry`), exactly as the evaluation
+table scores the same weights on the same images: the curves of the paper's Figs. 5, 12, 15 and 22.
 
 Training curves (``train/<term>`` unweighted, ``train/loss_g``, ``train/d_loss``, ``train/d_real``
 and ``train/d_fake`` (mean logits), ``train/lr``, ``iteration``) are logged on the iterations whose
@@ -21,68 +22,52 @@ Diagnostics for tuning the loss weights (logged like every other curve, so they 
   by the term with the largest pull whatever its weight; a rank or GAN pull far above the content
   pull (pixel / perceptual) means the generator follows the Ranker / discriminator alone. Each
   term costs one extra backward pass through its loss network (not through the generator).
-* ``val/ranker/<name>``: each Ranker's mean score on the (clamped) validation outputs; higher =
+* ``val/ranker/<name>``: each Ranker's mean score on the (8-bit) validation outputs; higher =
   worse, so it should fall while the rank loss works and must not fall while NIQE rises.
-* ``val/chroma``: the colour of the outputs against HR: per image, the standard deviation over
-  pixels of the SR image's Cb and Cr channels divided by HR's, averaged. 1 = as colourful as HR,
-  0 = grey. Y metrics (PSNR, SSIM, NIQE) cannot see colour.
+* ``val/ranker_hr/<name>``: the same Ranker's mean score on the HR images. When the outputs score
+  better (lower) than HR by more than ``rank.hr_alarm_margin`` (Ranker score units), a warning
+  names the Rankers and the iteration: the generator may be exploiting a Ranker's blind spots
+  (reward hacking) rather than looking more like HR.
+* ``val/chroma``: the registry's ``chroma`` (the evaluation table's): the outputs' colourfulness
+  over HR's, 1 = as colourful as HR, 0 = grey. Y metrics (PSNR, SSIM, NIQE) cannot see colour.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ranksrgan.checkpoints import load_generator, load_ranker
+from ranksrgan.checkpoints import load_generator
+from ranksrgan.configs import plain
 from ranksrgan.io import write_image
-from ranksrgan.losses import GANLoss, PerceptualLoss, RankContentLoss, pixel_loss
+from ranksrgan.losses import GANLoss, RankLoss, build_generator_losses
 from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.registry import METRICS, PIRM
-from ranksrgan.nets import VGGFeatureExtractor, build_net, net_spec
+from ranksrgan.nets import build_net, net_spec
+from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.ops.resize import imresize
+from ranksrgan.viz import labelled_strip
 
-__all__ = ["SRModule", "ChromaRatio", "MeanScore", "chroma_std"]
+__all__ = ["SRModule", "MeanScore", "HR_ALARM_MARGIN"]
 
 log = logging.getLogger(__name__)
 
+#: Default ``rank.hr_alarm_margin``, in Ranker score units (higher = worse): the paper's pair
+#: margin, the gap a Ranker is trained to keep between neighbouring quality levels.
+HR_ALARM_MARGIN = 0.5
+#: Validation metrics (registry names, ``PIRM`` convention), logged as ``val/<name>``.
+VAL_METRICS = ("psnr", "ssim", "niqe", "chroma")
+
 # Keys of frozen helper networks that are NOT stored in checkpoints (they are rebuilt from the
 # config and their own files): the VGG feature extractor and the Rankers.
-_FROZEN_PREFIXES = ("perceptual_loss.", "rank_loss.")
-
-
-def _plain(obj: Any) -> Any:
-    """OmegaConf containers -> plain Python, so checkpoints load with ``weights_only=True``."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(obj, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(obj, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf comes with hydra-core
-        pass
-    return obj
-
-
-def chroma_std(x: torch.Tensor) -> torch.Tensor:
-    """Per image: the mean of the standard deviations over pixels of Cb and Cr (BT.601 on [0, 1]
-    RGB ``B×3×H×W``) -> ``(B,)``; 0 for a grey image."""
-    r, g, b = x.double().unbind(dim=1)
-    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
-    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
-    return 0.5 * (cb.flatten(1).std(dim=1) + cr.flatten(1).std(dim=1))
-
-
-class ChromaRatio(PerImageMean):
-    """Mean over images of ``chroma_std(sr) / chroma_std(hr)``: 1 = HR's colourfulness, 0 = grey."""
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(chroma_std(sr) / chroma_std(hr).clamp_min(1e-8))
+_FROZEN_PREFIXES = ("losses.perceptual.", "losses.rank/")
 
 
 class MeanScore(PerImageMean):
@@ -98,20 +83,22 @@ class SRModule(pl.LightningModule):
     Args:
         generator: ``{"name": "SRResNet"|"RRDBNet", "kwargs": {...}}``; LR ``B×3×h×w`` [0,1] -> SR.
         scale: SR factor (must match the generator's).
-        pixel: ``{"weight", "criterion": "l1"|"mse"}``.
-        perceptual: ``{"weight", "kind": "vgg"|"lpips"|"dists", "layer": "conv5_4", "criterion":
-            "l1"|"mse", "pretrained": bool}``; ``vgg``: the paper's VGG19 feature distance (``layer``,
-            ``criterion``); ``lpips`` / ``dists``: those metrics (piq) as the loss, frozen
-            (VGG19 features, ImageNet normalisation, frozen).
-        gan: ``{"weight", "kind": "vanilla"|"ragan"}``.
+        pixel, perceptual, gan, rank: the loss sections, keyword arguments of the terms of
+            :func:`ranksrgan.losses.build_generator_losses` (whose signatures hold the defaults):
+            ``pixel``: :class:`~ranksrgan.losses.PixelLoss`; ``perceptual``:
+            :func:`~ranksrgan.losses.build_perceptual_loss`; ``gan``: ``{"weight", "kind"}``;
+            ``rank``: ``{"function", "reduction", "floor"}`` of every Ranker's
+            :class:`~ranksrgan.losses.RankLoss`, and ``hr_alarm_margin`` (the validation warning
+            above; default :data:`HR_ALARM_MARGIN`).
         discriminator: ``{"name": "VGGDiscriminator", "kwargs": {...}}``; used when gan weight > 0.
-        rank: ``{"function": "sigmoid"|"exp"|"identity", "reduction": "sum"|"mean"}`` (rank loss).
         rankers: list of ``{"checkpoint": path, "weight": w, "name": label}``; frozen, eval mode.
         optimizer: ``{"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0, "fused": False}`` for G
             and D alike; ``fused``: torch's single-kernel Adam (the same update, fewer kernel launches).
         lr_milestones: iterations (generator updates) at which the LR is multiplied by ``lr_gamma``.
         pretrained_generator: checkpoint to initialise G from (ours or the authors' release).
-        num_logged_images: validation images logged as bicubic | SR | HR strips.
+        num_logged_images: validation images logged as bicubic | SR | HR strips, captioned, in
+            ``samples/strip_<image stem>_it<iteration>.png`` under the trainer's folder.
+        method: the name of the SR panel's caption (the recipe's name).
         channels_last: use the channels-last memory format for all networks and their inputs.
         loss_networks_bf16: run the frozen loss networks (VGG / LPIPS / DISTS features and the
             Rankers) under bf16 autocast even when the trainer's precision is 32-true; their loss
@@ -122,6 +109,10 @@ class SRModule(pl.LightningModule):
             iterations (at iterations ``k * interval - 1``, 0-based, which a trainer's
             ``log_every_n_steps`` equal to or dividing the interval writes out at once); 0 turns it
             off (it costs one extra backward pass per loss term).
+        ema_decay: keep ``generator_ema``, an exponential moving average of the generator's
+            weights, updated after every generator step as ``ema = decay * ema + (1 - decay) * w``
+            (buffers copied); 0 = off. Validation scores it, and :func:`~ranksrgan.checkpoints.load_generator`
+            of a checkpoint returns it (training resumes the raw weights). 0.999 is BasicSR's.
     """
 
     def __init__(
@@ -143,71 +134,56 @@ class SRModule(pl.LightningModule):
         loss_networks_bf16: bool = False,
         nan_check_interval: int = 10,
         grad_norm_interval: int = 0,
+        ema_decay: float = 0.0,
+        method: str = "SR",
     ) -> None:
         super().__init__()
-        args = {k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
+        args = {k: plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
         self.save_hyperparameters(args)
         self.automatic_optimization = False
         hp = self.hparams
-        self.scale = scale
-        self.pixel_cfg = {"weight": 0.0, "criterion": "l1", **(hp.pixel or {})}
-        self.perceptual_cfg = {
-            "weight": 0.0,
-            "kind": "vgg",
-            "layer": "conv5_4",
-            "criterion": "l1",
-            "pretrained": True,
-            **(hp.perceptual or {}),
-        }
-        self.gan_cfg = {"weight": 0.0, "kind": "vanilla", **(hp.gan or {})}
-        self.rank_cfg = {"function": "sigmoid", "reduction": "sum", **(hp.rank or {})}
         self.optim_cfg = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0, "fused": False, **(hp.optimizer or {})}
 
         self.generator = build_net(hp.generator)
+        if net_spec(self.generator)["kwargs"].get("scale", scale) != scale:
+            raise ValueError(f"scale={scale} but the generator upscales x{net_spec(self.generator)['kwargs']['scale']}")
         if pretrained_generator:
             source = load_generator(pretrained_generator)
             try:
                 self.generator.load_state_dict(source.state_dict())
             except RuntimeError as err:
                 raise ValueError(f"{pretrained_generator}: does not fit the configured generator: {err}") from None
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {ema_decay}")
+        #: exponential moving average of the generator's weights (None when ``ema_decay`` is 0)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay > 0 else None
         self.discriminator = None
-        #: the adversarial loss (kind and weight), or None without a GAN term
-        self.gan_loss = GANLoss(self.gan_cfg["kind"], self.gan_cfg["weight"]) if self.gan_cfg["weight"] > 0 else None
-        if self.gan_loss is not None:
+        if float((hp.gan or {}).get("weight", 0.0)) > 0:
             if not hp.discriminator:
                 raise ValueError("gan.weight > 0 needs a discriminator config")
             self.discriminator = build_net(hp.discriminator)
-        self.perceptual_loss = None
-        if self.perceptual_cfg["weight"] > 0:
-            kind = self.perceptual_cfg["kind"]
-            if kind == "vgg":
-                extractor = VGGFeatureExtractor(layer=self.perceptual_cfg["layer"], pretrained=self.perceptual_cfg["pretrained"])
-                self.perceptual_loss = PerceptualLoss(extractor, self.perceptual_cfg["criterion"])
-            elif kind in ("lpips", "dists"):
-                from ranksrgan.metrics.perceptual import perceptual_metric_loss
-
-                self.perceptual_loss = perceptual_metric_loss(kind, pretrained=self.perceptual_cfg["pretrained"])
-            else:
-                raise ValueError(f"perceptual.kind must be 'vgg', 'lpips' or 'dists', got {kind!r}")
         self.ranker_specs = [dict(r) for r in hp.rankers]
-        self.rank_loss = None
-        if self.ranker_specs:
-            for spec in self.ranker_specs:
-                if not spec.get("checkpoint"):
-                    raise ValueError(f"Ranker entry {spec} has no checkpoint (the pipeline resolves names to files)")
-            self.rank_loss = RankContentLoss(
-                [load_ranker(spec["checkpoint"]) for spec in self.ranker_specs],
-                [spec.get("weight", 0.0) for spec in self.ranker_specs],
-                self.rank_cfg["function"],
-                self.rank_cfg["reduction"],
-            )
+        for spec in self.ranker_specs:
+            if not spec.get("checkpoint"):
+                raise ValueError(f"Ranker entry {spec} has no checkpoint (the pipeline resolves names to files)")
+        rank = dict(hp.rank or {})
+        #: the validation warning's threshold: mean Ranker score on HR minus on the outputs
+        self.hr_alarm_margin = float(rank.pop("hr_alarm_margin", HR_ALARM_MARGIN))
+        #: the generator's loss terms, each owning its weight (:func:`ranksrgan.losses.build_generator_losses`)
+        self.losses = build_generator_losses(
+            hp.pixel,
+            hp.perceptual,
+            hp.gan,
+            rank,
+            [(name, spec["checkpoint"], spec.get("weight", 0.0)) for name, spec in zip(self._ranker_labels(), self.ranker_specs)],
+            self.discriminator,
+        )
         if grad_norm_interval < 0:
             raise ValueError(f"grad_norm_interval must be >= 0 (0 = off), got {grad_norm_interval}")
-        self.val_metrics = nn.ModuleDict(
-            {**{name: METRICS[name].make(PIRM, scale) for name in ("psnr", "ssim", "niqe")}, "chroma": ChromaRatio()}
-        )
+        self.val_metrics = nn.ModuleDict({name: METRICS[name].make(PIRM, scale) for name in VAL_METRICS})
         # one mean score per Ranker (index-keyed: Ranker names may hold characters a module name cannot)
         self.val_ranker_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])
+        self.val_ranker_hr_scores = nn.ModuleList([MeanScore() for _ in self.ranker_specs])
         self._first_bad: torch.Tensor | None = None
         self._bad_names: list[str] = []
         self._ddp_generator: nn.Module | None = None
@@ -252,7 +228,7 @@ class SRModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
-            for net in (self.generator, self.discriminator, self.perceptual_loss, self.rank_loss):
+            for net in (self.generator, self.generator_ema, self.discriminator, self.losses):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
 
@@ -279,50 +255,43 @@ class SRModule(pl.LightningModule):
         ]
         return optimizers, schedulers
 
-    def ranker_names(self) -> list[str]:
-        """The label of each Ranker in logs: its ``name`` (``ranker`` when unnamed; numbered when repeated)."""
-        names = [str(spec.get("name") or "ranker") for spec in self.ranker_specs]
+    def _ranker_labels(self) -> list[str]:
+        names = [str(spec.get("name") or "ranker").replace(".", "_") for spec in self.ranker_specs]
         return [f"{n}{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+    def ranker_names(self) -> list[str]:
+        """The label of each Ranker in logs: its ``name`` (``ranker`` when unnamed; numbered when
+        repeated; ``.`` written ``_``)."""
+        return [name.removeprefix("rank/") for name in self.losses if name.startswith("rank/")]
+
+    def rank_losses(self) -> list[RankLoss]:
+        """The Rankers' terms, in the order of ``rankers``."""
+        return [loss for name, loss in self.losses.items() if name.startswith("rank/")]
+
+    @property
+    def gan_loss(self) -> GANLoss | None:
+        """The adversarial term, or None without a GAN term."""
+        return self.losses["gan"] if "gan" in self.losses else None
 
     def term_weights(self) -> dict[str, float]:
         """The weight of each generator loss term, keyed like the terms of :meth:`generator_losses`."""
-        gan = self.gan_loss.weight if self.gan_loss is not None else 0.0
-        weights = {"pixel": self.pixel_cfg["weight"], "perceptual": self.perceptual_cfg["weight"], "gan": gan}
-        if self.rank_loss is not None:
-            weights.update({f"rank/{n}": w for n, w in zip(self.ranker_names(), self.rank_loss.weights)})
-        return weights
+        return {name: loss.weight for name, loss in self.losses.items()}
 
     def generator_losses(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         """Generator loss for one batch: ``(weighted total, {name: unweighted term}, sr)``.
 
-        Term names: ``pixel``, ``perceptual``, ``gan``, ``rank/<Ranker name>`` (present when their
-        weight is non-zero) and ``total`` (weighted sum); :meth:`term_weights` gives the weights.
+        Term names: the keys of :attr:`losses` whose weight is non-zero (``pixel``, ``perceptual``,
+        ``gan``, ``rank/<Ranker name>``) and ``total`` (the weighted sum).
         """
         sr = self._g()(lr)
         terms: dict[str, torch.Tensor] = {}
         total = sr.new_zeros(())
-        if self.pixel_cfg["weight"]:
-            terms["pixel"] = pixel_loss(sr, hr, self.pixel_cfg["criterion"])
-            total = total + self.pixel_cfg["weight"] * terms["pixel"]
-        if self.perceptual_loss is not None:
-            with self._loss_network_precision(sr):
-                terms["perceptual"] = self.perceptual_loss(sr, hr).float()
-            total = total + self.perceptual_cfg["weight"] * terms["perceptual"]
-        if self.discriminator is not None:
-            # Plain (unwrapped) D: no gradient sync and no D gradients are needed in the G step.
-            self.discriminator.requires_grad_(False)
-            fake_logits = self.discriminator(sr)
-            real_logits = self.discriminator(hr).detach() if self.gan_loss.needs_real_logits else None
-            terms["gan"] = self.gan_loss.generator(fake_logits, real_logits)
-            total = total + self.gan_loss.weight * terms["gan"]
-            self.discriminator.requires_grad_(True)
-        if self.rank_loss is not None:
-            with self._loss_network_precision(sr):
-                rank_total, rank_terms = self.rank_loss(sr)
-            for name, term in zip(self.ranker_names(), rank_terms):
-                if term is not None:
-                    terms[f"rank/{name}"] = term.float()
-            total = total + rank_total.float()
+        for name, loss in self.losses.items():
+            if not loss.weight:
+                continue
+            with self._loss_network_precision(sr) if loss.uses_loss_network else contextlib.nullcontext():
+                terms[name] = loss(sr, hr).float()
+            total = total + loss.weight * terms[name]
         terms["total"] = total
         return total, terms, sr
 
@@ -389,6 +358,7 @@ class SRModule(pl.LightningModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
+        self.update_ema()
 
         if opt_d is not None:
             real_logits = self._d()(hr)
@@ -412,6 +382,28 @@ class SRModule(pl.LightningModule):
             self.log("train/lr", torch.tensor(float(opt_g.param_groups[0]["lr"])))
             self.log("iteration", torch.tensor(float(self.iteration)))  # generator updates done, this one included
 
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """``ema = decay * ema + (1 - decay) * w`` for every generator parameter; buffers copied.
+
+        It reads the plain generator (not a DDP wrapper), whose weights are identical on every
+        process, so the average is too."""
+        if self.generator_ema is None:
+            return
+        decay = self.hparams.ema_decay
+        ema = dict(self.generator_ema.named_parameters())
+        names, weights = zip(*((n, p.detach()) for n, p in self.generator.named_parameters()))
+        averaged = [ema[n] for n in names]
+        torch._foreach_mul_(averaged, decay)
+        torch._foreach_add_(averaged, weights, alpha=1.0 - decay)
+        ema_buffers = dict(self.generator_ema.named_buffers())
+        for name, buffer in self.generator.named_buffers():
+            ema_buffers[name].copy_(buffer)
+
+    def inference_generator(self) -> nn.Module:
+        """The generator that validation scores and checkpoints publish: the EMA when kept."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     def _writes_step_logs(self) -> bool:
         """Whether Lightning writes this iteration's step metrics (every ``log_every_n_steps``
         iterations, and when the run is stopping). The ``train/*`` scalars are logged on those
@@ -427,14 +419,16 @@ class SRModule(pl.LightningModule):
     # ------------------------------------------------------------------ validation
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         lr, hr = batch["lr"], batch["hr"]
-        sr = self.generator(lr).clamp(0, 1)
-        for name in ("psnr", "ssim"):
-            self.val_metrics[name].update(sr, hr)
-        self.val_metrics["niqe"].update(sr)
-        self.val_metrics["chroma"].update(sr, hr)
-        if self.rank_loss is not None:
-            for ranker, mean in zip(self.rank_loss.rankers, self.val_ranker_scores):
-                mean.update(ranker(sr))
+        # rounded to 8 bits as the evaluation table scores a saved output (ranksrgan.evaluation.evaluate)
+        sr = quantize_uint8(self.inference_generator()(lr).float())
+        for name, metric in self.val_metrics.items():
+            if METRICS[name].full_reference:
+                metric.update(sr, hr)
+            else:
+                metric.update(sr)
+        for loss, mean, mean_hr in zip(self.rank_losses(), self.val_ranker_scores, self.val_ranker_hr_scores):
+            mean.update(loss.ranker(sr))
+            mean_hr.update(loss.ranker(hr))
         if batch_idx < self.hparams.num_logged_images:
             self._log_sample(lr[0], sr[0], hr[0], batch.get("name", [f"img{batch_idx}"])[0])
 
@@ -442,25 +436,41 @@ class SRModule(pl.LightningModule):
         for name, metric in self.val_metrics.items():
             self.log(f"val/{name}", metric.compute(), prog_bar=name in ("psnr", "niqe"), sync_dist=False)
             metric.reset()
-        for name, mean in zip(self.ranker_names(), self.val_ranker_scores):
-            self.log(f"val/ranker/{name}", mean.compute(), sync_dist=False)
+        gaps = {}
+        for name, mean, mean_hr in zip(self.ranker_names(), self.val_ranker_scores, self.val_ranker_hr_scores):
+            sr_score, hr_score = mean.compute(), mean_hr.compute()
+            self.log(f"val/ranker/{name}", sr_score, sync_dist=False)
+            self.log(f"val/ranker_hr/{name}", hr_score, sync_dist=False)
+            gaps[name] = float(hr_score - sr_score)
             mean.reset()
+            mean_hr.reset()
+        margin = self.hr_alarm_margin
+        hacked = [f"{name} (by {gap:.3g})" for name, gap in gaps.items() if gap > margin]
+        if hacked:
+            log.warning(
+                "iteration %d: the Rankers %s score the outputs better than HR by more than hr_alarm_margin=%g;"
+                " the generator may be exploiting them (compare NIQE and the samples)",
+                self.iteration,
+                ", ".join(hacked),
+                margin,
+            )
 
     def _log_sample(self, lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, name: str) -> None:
         bicubic = imresize(lr.double(), size=tuple(hr.shape[-2:])).clamp(0, 1).to(sr.dtype)
-        strip = torch.cat([bicubic, sr, hr], dim=-1).detach().cpu()
-        safe = str(name).replace("/", "_")
+        labels = ["bicubic", f"{self.hparams.method} it {self.iteration}", "HR"]
+        strip = labelled_strip([bicubic, sr, hr], labels)
+        safe = Path(str(name)).name  # the image's stem (names are "<folder>/<stem>")
         logger = self.logger
         if logger is not None and hasattr(logger, "log_image"):
             logger.log_image(
                 key=f"val/{safe}",
                 images=[strip],
-                caption=[f"bicubic | SR | HR  (iteration {self.iteration})"],
+                caption=[f"bicubic | {self.hparams.method} | HR  (iteration {self.iteration})"],
                 step=self.global_step,
             )
         root = Path(self.trainer.default_root_dir) if self.trainer is not None else Path(".")
         if self.trainer is None or self.trainer.is_global_zero:
-            write_image(root / "samples" / f"{safe}_it{self.iteration:07d}.png", strip)
+            write_image(root / "samples" / f"strip_{safe}_it{self.iteration:07d}.png", strip)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

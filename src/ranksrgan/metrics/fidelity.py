@@ -22,7 +22,7 @@ from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.registry import METRICS
 from ranksrgan.ops.color import quantize_uint8, rgb_to_y
 
-__all__ = ["psnr_y", "rmse_y", "psnr_rgb", "chroma_ratio", "ciede2000", "ssim_y", "PSNRY", "SSIMY"]
+__all__ = ["psnr_y", "rmse_y", "psnr_rgb", "chroma_ratio", "ciede2000", "ssim_y", "PSNRY", "SSIMY", "ChromaRatio"]
 
 
 def _prepare_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, quantize: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,3 +197,16 @@ class SSIMY(PerImageMean):
 
     def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
         self._accumulate(ssim_y(sr, hr, self.crop_border))
+
+
+class ChromaRatio(PerImageMean):
+    """Mean :func:`chroma_ratio` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]; ideal 1."""
+
+    higher_is_better = METRICS["chroma"].higher_is_better
+
+    def __init__(self, crop_border: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.crop_border = crop_border
+
+    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
+        self._accumulate(chroma_ratio(sr, hr, self.crop_border))

@@ -61,7 +61,6 @@ __all__ = [
     "CONVENTIONS",
     "convention",
     "MetricInfo",
-    "MetricSpec",
     "METRICS",
     "LEARNED_METRICS",
     "NO_REFERENCE",
@@ -214,9 +213,6 @@ class MetricInfo:
         return self.cls()(**self.kwargs(conv or PIRM, scale), **kwargs)
 
 
-#: Former name of :class:`MetricInfo` (the scoring tools' spec).
-MetricSpec = MetricInfo
-
 _F = "ranksrgan.metrics.fidelity:"
 _P = "ranksrgan.metrics.perceptual:"
 
@@ -240,8 +236,11 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("rmse", "RMSE", False, _F + "rmse_y", full_reference=True),
         # PSNR over R, G and B in dB, higher is better: sees colour errors that Y misses.
         MetricInfo("psnr_rgb", "PSNR-RGB", True, _F + "psnr_rgb", full_reference=True, rgb=True),
-        # (std Cb + std Cr) of SR over HR's: 1 = HR's colourfulness, ~0 = grey; ideal 1.
-        MetricInfo("chroma", "Chroma", True, _F + "chroma_ratio", full_reference=True, rgb=True, ideal=1.0, digits=3),
+        # (std Cb + std Cr) of SR over HR's: 1 = HR's colourfulness, ~0 = grey; ideal 1. The one chroma
+        # (table and GAN validation): MATLAB rgb2ycbcr Cb/Cr on 8-bit values, as every other metric here.
+        MetricInfo(
+            "chroma", "Chroma", True, _F + "chroma_ratio", _F + "ChromaRatio", full_reference=True, rgb=True, ideal=1.0, digits=3
+        ),
         # Mean CIEDE2000 colour difference to HR, [0, ~100], lower is better (CPU, ~1 s per Mpx).
         MetricInfo("deltae", "ΔE00", False, _F + "ciede2000", full_reference=True, rgb=True),
         # LPIPS (VGG16, piq) to HR, [0, ~1], lower is better; weights downloaded on first use.

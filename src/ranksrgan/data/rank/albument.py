@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ranksrgan.configs import plain
 from ranksrgan.data.rank import apply_flips, check_levels, pair_item, random_flips, random_window, sample_level_pair
 from ranksrgan.data.rank.distortion import _MAX_SEED, HRRankDataModule, HRWindowDataset
 from ranksrgan.io import convert_depth, to_tensor
@@ -64,18 +65,6 @@ def _transform_class(name: str) -> type:
     if not isinstance(cls, type):
         raise ValueError(f"transform {name!r} is not a class")
     return cls
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf lists / dicts -> Python containers (albumentations validates tuples and dicts)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(value, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return value
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -102,14 +91,14 @@ class Degradation:
         fixed: Mapping[str, Any] | None = None,
         values: Sequence[float] | None = None,
     ) -> None:
-        levels, fixed = list(_plain(levels)), dict(_plain(fixed) or {})
+        levels, fixed = list(plain(levels)), dict(plain(fixed) or {})
         if len(levels) < 2:
             raise ValueError(f"{transform}: need at least two levels, got {levels}")
         if any(a == b for i, a in enumerate(levels) for b in levels[i + 1 :]):
             raise ValueError(f"{transform}: levels must all differ, got {levels}")
         self.name = transform
         self.levels = levels
-        self.values = check_levels(range(len(levels)) if values is None else _plain(values), f"{transform} values")
+        self.values = check_levels(range(len(levels)) if values is None else plain(values), f"{transform} values")
         if len(self.values) != len(levels):
             raise ValueError(f"{transform}: {len(self.values)} values for {len(levels)} levels")
         cls = _transform_class(transform)
