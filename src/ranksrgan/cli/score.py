@@ -1,4 +1,4 @@
-"""``ranksrgan-score``: NIQE / Ma / PI / PSNR / SSIM / LPIPS / DISTS of image files and folders.
+"""``ranksrgan-score``: NIQE / Ma / PI / grid / PSNR / SSIM / LPIPS / DISTS of image files and folders.
 
 Also runs as ``python -m ranksrgan.cli.score``. The logic lives in :mod:`ranksrgan.evaluation`;
 the metrics and conventions in :mod:`ranksrgan.metrics.registry`.
@@ -22,6 +22,9 @@ metrics ({polarity_table()}):
   niqe  NIQE (LIVE model), MATLAB-faithful
   ma    Ma et al. (NRQM); needs the authors' trained model file (--ma-model or RANKSRGAN_MA_MODEL)
   pi    Perceptual Index ((10 - Ma) + NIQE) / 2; needs the Ma model
+  grid  peak-to-peak amplitude (grey levels of the 8-bit luminance) of the pattern repeated at
+        the period --scale: the mean high-pass residual of each pixel phase (y mod S, x mod S);
+        0 for a flat image, ~0.1-0.5 for photographs at x4 (ranksrgan.metrics.grid)
   psnr  PSNR on the MATLAB Y channel; needs --ref
   ssim  SSIM on the MATLAB Y channel; needs --ref
   lpips LPIPS (VGG16, piq) on RGB; needs --ref; weights lpips_weights.pt and vgg16-397923af.pth
@@ -80,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=4,
         metavar="S",
-        help="with --ref: cut image and reference to a multiple of S, as ranksrgan-evaluate does (default 4; 1 = no cut)",
+        help="SR factor: the period grid measures; with --ref: cut image and reference to a multiple of S, "
+        "as ranksrgan-evaluate does (default 4; 1 = no cut)",
     )
     p.add_argument(
         "--convention",
@@ -120,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"--crop-border must be >= 0, got {crop_border}")
     if args.scale < 1:
         raise CLIError(f"--scale must be >= 1, got {args.scale}")
+    if args.scale < 2 and any(METRICS[m].needs_scale for m in metrics):
+        raise CLIError(f"metric grid measures the pattern of period --scale, which must be >= 2, got {args.scale}")
     if args.ref is not None and not args.ref.is_dir():
         raise CLIError(f"--ref {args.ref}: no such folder")
     if args.ref is None and any(METRICS[m].full_reference for m in metrics):
@@ -148,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=True,
         scale=args.scale if args.ref is not None else 1,
         skip_errors=not args.strict and len(files) > 1,
+        sr_scale=args.scale,
     )
     print(format_table(records, metrics))
     if args.csv is not None:

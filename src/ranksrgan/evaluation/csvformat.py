@@ -8,7 +8,7 @@ Per-image CSV format (written by ``ranksrgan-score`` and ``ranksrgan-evaluate``,
 * Key columns first: ``image`` (the file stem); ``ranksrgan-score`` adds ``path`` (the file as
   found) after it; ``ranksrgan-evaluate`` puts ``dataset`` and ``method`` before it.
 * Then one column per metric, named by its id (:data:`ranksrgan.metrics.registry.METRICS`: ``niqe``, ``ma``, ``pi``,
-  ``psnr``, ``ssim``, the colour measures ``psnr_rgb``, ``chroma``, ``deltae``, and the learned
+  ``grid``, ``psnr``, ``ssim``, the colour measures ``psnr_rgb``, ``chroma``, ``deltae``, and the learned
   ``lpips``, ``dists``; ``evaluate``
   adds ``rank/<name>`` for each Ranker it is given), values as Python ``repr`` of the float
   (exact round trip; ``nan``/``inf`` where the metric gives them).

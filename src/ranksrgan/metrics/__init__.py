@@ -7,6 +7,7 @@ Functional API (B-vectors, float64) and torchmetrics classes (DDP-safe means):
 | NIQE (LIVE / PIRM) | :func:`niqe` | :class:`NIQE` | lower |
 | Ma et al. 2017 (NRQM) | :func:`ma` | :class:`Ma` | higher |
 | PI = ((10 - Ma) + NIQE) / 2 | :func:`pi` | :class:`PI` | lower |
+| period-``scale`` pattern amplitude | :func:`grid_amplitude` (:func:`grid_pattern`) | - | lower |
 | PSNR on MATLAB Y | :func:`psnr_y` | :class:`PSNRY` | higher |
 | SSIM on MATLAB Y (arithmetic: piq) | :func:`ssim_y` | :class:`SSIMY` | higher |
 | LPIPS (VGG16, piq) | :func:`lpips` | :class:`LPIPSLoss` (loss term) | lower |
@@ -40,6 +41,7 @@ _LAZY = {
         ("PI", "Ma", "MaModel", "convert_ma_model", "load_ma_model", "ma", "ma_features", "pi"), "ranksrgan.metrics.ma"
     ),
     **dict.fromkeys(("NIQE", "niqe"), "ranksrgan.metrics.niqe"),
+    **dict.fromkeys(("grid_amplitude", "grid_pattern"), "ranksrgan.metrics.grid"),
     **dict.fromkeys(("DISTSLoss", "LPIPSLoss", "dists", "lpips", "perceptual_metric_loss"), "ranksrgan.metrics.perceptual"),
     **dict.fromkeys(("LIVE", "METRICS", "PIRM", "MetricInfo", "Convention"), "ranksrgan.metrics.registry"),
 }
@@ -60,6 +62,8 @@ __all__ = [
     "SSIMY",
     "convert_ma_model",
     "dists",
+    "grid_amplitude",
+    "grid_pattern",
     "load_ma_model",
     "lpips",
     "ma",
@@ -74,6 +78,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from ranksrgan.metrics.fidelity import PSNRY, SSIMY, psnr_y, rmse_y, ssim_y
+    from ranksrgan.metrics.grid import grid_amplitude, grid_pattern
     from ranksrgan.metrics.ma import PI, Ma, MaModel, convert_ma_model, load_ma_model, ma, ma_features, pi
     from ranksrgan.metrics.niqe import NIQE, niqe
     from ranksrgan.metrics.perceptual import DISTSLoss, LPIPSLoss, dists, lpips, perceptual_metric_loss
