@@ -52,7 +52,8 @@ them. --strict (implied for a single image) stops at the first one instead. A co
 not skipped: its NIQE is nan, with a warning.
 
 CSV: columns image,path,<metric>...; one row per image, then a row with image "<mean>"; when
-images were skipped, a last column "skipped" holds the reason.
+images were skipped, a last column "skipped" holds the reason. Images from several folders
+(ranksrgan-score A/ B/): a first column "folder", and a mean per folder (in the table too).
 Exit status: 0 ok, 1 bad image data (or images skipped), 2 bad arguments or missing model/files.
 """
 
@@ -156,9 +157,14 @@ def _run(args: argparse.Namespace) -> int:
         skip_errors=not args.strict and len(files) > 1,
         sr_scale=args.scale,
     )
-    print(format_table(records, metrics))
+    folders = list(dict.fromkeys(r["folder"] for r in records))
+    group = "folder" if len(folders) > 1 else None
+    if group:  # one block per folder, in the order the folders first appear
+        records = sorted(records, key=lambda r: folders.index(r["folder"]))
+    print(format_table(records, metrics, group=group))
     if args.csv is not None:
-        write_per_image_csv(args.csv, records, ["image", "path"], metrics)
+        keys = ["folder", "image", "path"] if group else ["image", "path"]
+        write_per_image_csv(args.csv, records, keys, metrics, group_by=[group] if group else ())
         print(f"wrote {args.csv}")
     skipped = skipped_records(records)
     if skipped:

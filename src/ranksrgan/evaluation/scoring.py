@@ -181,7 +181,7 @@ def score_images(
 ) -> list[dict[str, Any]]:
     """Score image files; returns one record per file, in input order.
 
-    Each record is ``{"image": stem, "path": str(file), <metric>: float, ...}``. Images of the
+    Each record is ``{"image": stem, "path": str(file), "folder": str(file's folder), <metric>: float, ...}``. Images of the
     same size are scored together in batches of up to ``batch_size`` (results equal one-at-a-time
     scoring); the rest one at a time. Full-reference metrics match each file to the file with the
     same stem in ``ref_dir``.
@@ -212,7 +212,7 @@ def score_images(
 
     def skip(i: int, reason: str) -> None:
         warnings.warn(f"{files[i]}: skipped: {reason}", RuntimeWarning, stacklevel=3)
-        rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i])}
+        rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i]), "folder": str(files[i].parent)}
         rec.update({m: math.nan for m in metrics})
         rec[SKIPPED] = reason
         records[i] = rec
@@ -264,7 +264,7 @@ def score_images(
                         continue
                     done[i] = {m: float(one[m][0]) for m in metrics}
             for i, vals in done.items():
-                rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i])}
+                rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i]), "folder": str(files[i].parent)}
                 rec.update(vals)
                 warn_nan(str(files[i]), vals)
                 records[i] = rec
