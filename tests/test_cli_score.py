@@ -284,3 +284,20 @@ def test_several_folders_get_a_folder_column_and_a_mean_each(folders, tmp_path, 
     table = capsys.readouterr().out
     means = [line.split() for line in table.splitlines() if " mean " in line]
     assert [(m[0], m[2]) for m in means] == [(str(d), f"{sum(direct[d]) / 4:.4f}") for d in (sr, hr)]
+
+
+def test_scoring_imports_neither_torchmetrics_nor_torchvision(folders):
+    """Start-up: NIQE and grid of a file need torch, not torchmetrics / torchvision / Lightning
+    (seconds of imports)."""
+    import subprocess
+
+    sr, _ = folders
+    code = (
+        "import sys\n"
+        "from ranksrgan.cli.score import main\n"
+        f"assert main([{str(sr / 'a1.png')!r}, '--metric', 'niqe', '--metric', 'grid', '--device', 'cpu']) == 0\n"
+        "heavy = ('torchmetrics', 'torchvision', 'pytorch_lightning', 'lightning', 'hydra', 'piq', 'skimage')\n"
+        "print('loaded:', [m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[-1] == "loaded: []"

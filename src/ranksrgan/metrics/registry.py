@@ -222,6 +222,7 @@ class MetricInfo:
 MetricSpec = MetricInfo
 
 _F = "ranksrgan.metrics.fidelity:"
+_C = "ranksrgan.metrics.classes:"
 _P = "ranksrgan.metrics.perceptual:"
 
 #: Every metric, in display order.
@@ -229,19 +230,19 @@ METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
         # NIQE: no-reference naturalness, [0, ~100), lower is better.
-        MetricInfo("niqe", "NIQE", False, "ranksrgan.metrics.niqe:niqe", "ranksrgan.metrics.niqe:NIQE", luminance=True),
+        MetricInfo("niqe", "NIQE", False, "ranksrgan.metrics.niqe:niqe", "ranksrgan.metrics.classes:NIQE", luminance=True),
         # Ma (NRQM): no-reference, [0, 10], higher is better.
         MetricInfo(
-            "ma", "Ma", True, "ranksrgan.metrics.ma:ma", "ranksrgan.metrics.ma:Ma", needs_ma=True, luminance=True, upper=10.0
+            "ma", "Ma", True, "ranksrgan.metrics.ma:ma", "ranksrgan.metrics.classes:Ma", needs_ma=True, luminance=True, upper=10.0
         ),
         # PI = (10 - Ma + NIQE) / 2, lower is better.
-        MetricInfo("pi", "PI", False, "ranksrgan.metrics.ma:pi", "ranksrgan.metrics.ma:PI", needs_ma=True, luminance=True),
+        MetricInfo("pi", "PI", False, "ranksrgan.metrics.ma:pi", "ranksrgan.metrics.classes:PI", needs_ma=True, luminance=True),
         # Grid: no-reference, peak-to-peak of the period-scale motif in grey levels, [0, 255], lower is better.
         MetricInfo("grid", "Grid", False, "ranksrgan.metrics.grid:grid_amplitude", luminance=True, needs_scale=True),
         # PSNR on Y in dB, [0, inf], higher is better.
-        MetricInfo("psnr", "PSNR", True, _F + "psnr_y", _F + "PSNRY", full_reference=True),
+        MetricInfo("psnr", "PSNR", True, _F + "psnr_y", _C + "PSNRY", full_reference=True),
         # SSIM on Y, [-1, 1], higher is better.
-        MetricInfo("ssim", "SSIM", True, _F + "ssim_y", _F + "SSIMY", full_reference=True, upper=1.0, digits=4),
+        MetricInfo("ssim", "SSIM", True, _F + "ssim_y", _C + "SSIMY", full_reference=True, upper=1.0, digits=4),
         # RMSE on Y, 0-255 scale, lower is better (the rank-set labels' fidelity column).
         MetricInfo("rmse", "RMSE", False, _F + "rmse_y", full_reference=True),
         # PSNR over R, G and B in dB, higher is better: sees colour errors that Y misses.
