@@ -132,6 +132,11 @@ def test_registry_entry_and_conventions():
     got = compute(["grid"], x, conv=PIRM, scale=2)["grid"]
     assert torch.equal(got, grid_amplitude(x, scale=2, crop_border=2))
     assert torch.equal(compute(["grid"], x, conv=LIVE, scale=4)["grid"], grid_amplitude(x, scale=4, color="gray"))
+    # the torchmetrics mean, as the GAN validation would build it
+    meter = info.make(PIRM, 2)
+    meter.update(x[:1])
+    meter.update(x[1:])
+    assert meter.compute().item() == pytest.approx(got.mean().item(), rel=1e-15)
 
 
 def test_bad_inputs_one_line():

@@ -7,6 +7,7 @@
 | :class:`NIQE` | :func:`~ranksrgan.metrics.niqe.niqe` | lower |
 | :class:`Ma` | :func:`~ranksrgan.metrics.ma.ma` | higher |
 | :class:`PI` | :func:`~ranksrgan.metrics.ma.pi` | lower |
+| :class:`Grid` | :func:`~ranksrgan.metrics.grid.grid_amplitude` | lower |
 
 Kept apart from the functions because importing torchmetrics (which imports torchvision's
 models) takes seconds: scoring files needs only the functions. The modules of the functions
@@ -22,12 +23,13 @@ import torch
 
 from ranksrgan.metrics.base import PerImageMean
 from ranksrgan.metrics.fidelity import psnr_y, ssim_y
+from ranksrgan.metrics.grid import grid_amplitude
 from ranksrgan.metrics.ma import MaModel, _as_model, pi
 from ranksrgan.metrics.ma import ma as ma_score
 from ranksrgan.metrics.niqe import _COLORS, niqe
 from ranksrgan.metrics.registry import METRICS
 
-__all__ = ["PSNRY", "SSIMY", "NIQE", "Ma", "PI"]
+__all__ = ["PSNRY", "SSIMY", "NIQE", "Ma", "PI", "Grid"]
 
 
 class PSNRY(PerImageMean):
@@ -138,3 +140,23 @@ class PI(PerImageMean):
 
     def update(self, x: torch.Tensor) -> None:
         self._accumulate(pi(x, self.model, color=self.color, crop_border=self.crop_border))
+
+
+class Grid(PerImageMean):
+    """Mean :func:`~ranksrgan.metrics.grid.grid_amplitude` over images: the amplitude (grey
+    levels) of the pattern repeated at the period ``scale``. Lower is better.
+
+    ``update(x)`` takes ``(B, 3|1, H, W)`` in [0, 1]; ``scale``, ``crop_border`` and ``color`` as
+    in the function (the registry's ``make`` sets them from a convention and the SR scale).
+    """
+
+    higher_is_better = METRICS["grid"].higher_is_better
+
+    def __init__(self, scale: int = 4, crop_border: int = 0, color: str = "y", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+        self.crop_border = crop_border
+        self.color = color
+
+    def update(self, x: torch.Tensor) -> None:
+        self._accumulate(grid_amplitude(x, scale=self.scale, crop_border=self.crop_border, color=self.color))

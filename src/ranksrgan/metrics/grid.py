@@ -27,7 +27,9 @@ A period-``s`` pattern of peak-to-peak amplitude ``A`` (in luminance levels) add
 raises the score to about ``A`` over the image's own value (rounding aside); a pattern covering a
 fraction ``f`` of the image counts about ``f·A``. Patterns of a period that divides ``s`` count
 too (a period-2 checkerboard at ``s = 4``), patterns of another period mostly do not (a period-4
-stripe ``+a, +a, -a, -a`` scores 0 at ``s = 2``). Photographs score a fraction of a grey level
+stripe ``+a, +a, -a, -a`` scores 0 at ``s = 2`` over whole stripes, ``a / n`` with ``n`` residual
+columns per phase when one phase keeps an unpaired one). The torchmetrics mean:
+:class:`ranksrgan.metrics.classes.Grid`. Photographs score a fraction of a grey level
 (0.12-0.43 at x4, ``crop_border=4``, on five of skimage's images), their MATLAB bicubic x4
 upscalings less (0.01-0.16), the same photographs with a period-4 pattern of 10 RGB levels
 added 8.1-9.0.

@@ -238,7 +238,7 @@ METRICS: dict[str, MetricInfo] = {
         # PI = (10 - Ma + NIQE) / 2, lower is better.
         MetricInfo("pi", "PI", False, "ranksrgan.metrics.ma:pi", "ranksrgan.metrics.classes:PI", needs_ma=True, luminance=True),
         # Grid: no-reference, peak-to-peak of the period-scale motif in grey levels, [0, 255], lower is better.
-        MetricInfo("grid", "Grid", False, "ranksrgan.metrics.grid:grid_amplitude", luminance=True, needs_scale=True),
+        MetricInfo("grid", "Grid", False, "ranksrgan.metrics.grid:grid_amplitude", _C + "Grid", luminance=True, needs_scale=True),
         # PSNR on Y in dB, [0, inf], higher is better.
         MetricInfo("psnr", "PSNR", True, _F + "psnr_y", _C + "PSNRY", full_reference=True),
         # SSIM on Y, [-1, 1], higher is better.
