@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--color",
         choices=("y", "gray"),
-        help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray (default: the --convention's)",
+        help="luminance for niqe/ma/pi/grid: MATLAB rgb2ycbcr Y (default) or rgb2gray (default: the --convention's)",
     )
     p.add_argument("--csv", type=Path, metavar="FILE", help="write per-image scores and the mean (atomic)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images of equal size per batch (default 8)")
