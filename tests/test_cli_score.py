@@ -262,3 +262,42 @@ def test_cuda_scores_match_cpu(folders):
     for a, b in zip(cpu, gpu):
         assert b["niqe"] == pytest.approx(a["niqe"], rel=1e-6)
         assert b["psnr"] == pytest.approx(a["psnr"], rel=1e-9)
+
+
+def test_several_folders_get_a_folder_column_and_a_mean_each(folders, tmp_path, capsys):
+    """``ranksrgan-score sr/ hr/``: the same stems in both folders, one mean per folder."""
+    sr, hr = folders
+    out = tmp_path / "two.csv"
+    assert score_cli.main([str(sr), str(hr), "--metric", "niqe", "--crop-border", "4", "--csv", str(out)]) == 0
+    stems = ["a1", "a2", "c1", "wide"]
+    direct = {d: [float(niqe(_load(d / f"{s}.png"), color="y", crop_border=4)[0]) for s in stems] for d in (sr, hr)}
+    rows = _read(out)
+    assert list(rows[0].keys()) == ["folder", "image", "path", "niqe"]
+    assert [(r["folder"], r["image"]) for r in rows] == [(str(d), s) for d in (sr, hr) for s in [*stems, MEAN_ROW]]
+    for d in (sr, hr):
+        got = [float(r["niqe"]) for r in rows if r["folder"] == str(d) and r["image"] != MEAN_ROW]
+        assert got == pytest.approx(direct[d], rel=1e-9)
+        mean_row = next(r for r in rows if r["folder"] == str(d) and r["image"] == MEAN_ROW)
+        assert float(mean_row["niqe"]) == pytest.approx(sum(direct[d]) / 4, rel=1e-12)
+    assert read_per_image_csv(out, "niqe")[f"{hr}/c1"] == pytest.approx(direct[hr][2], rel=1e-9)
+    # the table: a folder column and one mean line per folder
+    table = capsys.readouterr().out
+    means = [line.split() for line in table.splitlines() if " mean " in line]
+    assert [(m[0], m[2]) for m in means] == [(str(d), f"{sum(direct[d]) / 4:.4f}") for d in (sr, hr)]
+
+
+def test_scoring_imports_neither_torchmetrics_nor_torchvision(folders):
+    """Start-up: NIQE and grid of a file need torch, not torchmetrics / torchvision / Lightning
+    (seconds of imports)."""
+    import subprocess
+
+    sr, _ = folders
+    code = (
+        "import sys\n"
+        "from ranksrgan.cli.score import main\n"
+        f"assert main([{str(sr / 'a1.png')!r}, '--metric', 'niqe', '--metric', 'grid', '--device', 'cpu']) == 0\n"
+        "heavy = ('torchmetrics', 'torchvision', 'pytorch_lightning', 'lightning', 'hydra', 'piq', 'skimage')\n"
+        "print('loaded:', [m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[-1] == "loaded: []"

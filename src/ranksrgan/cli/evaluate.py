@@ -23,7 +23,8 @@ the LR), each --checkpoint (run in memory, tiled above --tile LR px), each --sr 
 matched by stem; DIR/<set name>/ is used when it exists). SR images are rounded to 8 bits. NIQE,
 PI, PSNR and SSIM on the MATLAB Y channel with --scale px shaved per side. PI needs the Ma model
 (--ma-model or RANKSRGAN_MA_MODEL); without it the PI row is omitted with a note.
---metric chooses the rows (repeatable; default niqe, pi, psnr, ssim): also ma, the colour
+--metric chooses the rows (repeatable; default niqe, pi, psnr, ssim): also ma, grid (amplitude
+of the pattern repeated at the period --scale, grey levels of Y, lower is better), the colour
 measures psnr_rgb, chroma, deltae, and the learned lpips, dists (piq; RGB, same crop, lower is
 better). Their weights come from the torch hub cache (downloaded on first use) or from
 RANKSRGAN_LPIPS_WEIGHTS / RANKSRGAN_DISTS_WEIGHTS and RANKSRGAN_VGG16_WEIGHTS; a missing file

@@ -1,4 +1,4 @@
-"""``ranksrgan-score``: NIQE / Ma / PI / PSNR / SSIM / LPIPS / DISTS of image files and folders.
+"""``ranksrgan-score``: NIQE / Ma / PI / grid / PSNR / SSIM / LPIPS / DISTS of image files and folders.
 
 Also runs as ``python -m ranksrgan.cli.score``. The logic lives in :mod:`ranksrgan.evaluation`;
 the metrics and conventions in :mod:`ranksrgan.metrics.registry`.
@@ -22,6 +22,9 @@ metrics ({polarity_table()}):
   niqe  NIQE (LIVE model), MATLAB-faithful
   ma    Ma et al. (NRQM); needs the authors' trained model file (--ma-model or RANKSRGAN_MA_MODEL)
   pi    Perceptual Index ((10 - Ma) + NIQE) / 2; needs the Ma model
+  grid  peak-to-peak amplitude (grey levels of the 8-bit luminance) of the pattern repeated at
+        the period --scale: the mean high-pass residual of each pixel phase (y mod S, x mod S);
+        0 for a flat image, ~0.1-0.5 for photographs at x4 (ranksrgan.metrics.grid)
   psnr  PSNR on the MATLAB Y channel; needs --ref
   ssim  SSIM on the MATLAB Y channel; needs --ref
   lpips LPIPS (VGG16, piq) on RGB; needs --ref; weights lpips_weights.pt and vgg16-397923af.pth
@@ -49,7 +52,8 @@ them. --strict (implied for a single image) stops at the first one instead. A co
 not skipped: its NIQE is nan, with a warning.
 
 CSV: columns image,path,<metric>...; one row per image, then a row with image "<mean>"; when
-images were skipped, a last column "skipped" holds the reason.
+images were skipped, a last column "skipped" holds the reason. Images from several folders
+(ranksrgan-score A/ B/): a first column "folder", and a mean per folder (in the table too).
 Exit status: 0 ok, 1 bad image data (or images skipped), 2 bad arguments or missing model/files.
 """
 
@@ -80,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=4,
         metavar="S",
-        help="with --ref: cut image and reference to a multiple of S, as ranksrgan-evaluate does (default 4; 1 = no cut)",
+        help="SR factor: the period grid measures; with --ref: cut image and reference to a multiple of S, "
+        "as ranksrgan-evaluate does (default 4; 1 = no cut)",
     )
     p.add_argument(
         "--convention",
@@ -92,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--color",
         choices=("y", "gray"),
-        help="luminance for niqe/ma/pi: MATLAB rgb2ycbcr Y (default) or rgb2gray (default: the --convention's)",
+        help="luminance for niqe/ma/pi/grid: MATLAB rgb2ycbcr Y (default) or rgb2gray (default: the --convention's)",
     )
     p.add_argument("--csv", type=Path, metavar="FILE", help="write per-image scores and the mean (atomic)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="images of equal size per batch (default 8)")
@@ -120,6 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"--crop-border must be >= 0, got {crop_border}")
     if args.scale < 1:
         raise CLIError(f"--scale must be >= 1, got {args.scale}")
+    if args.scale < 2 and any(METRICS[m].needs_scale for m in metrics):
+        raise CLIError(f"metric grid measures the pattern of period --scale, which must be >= 2, got {args.scale}")
     if args.ref is not None and not args.ref.is_dir():
         raise CLIError(f"--ref {args.ref}: no such folder")
     if args.ref is None and any(METRICS[m].full_reference for m in metrics):
@@ -148,10 +155,16 @@ def _run(args: argparse.Namespace) -> int:
         progress=True,
         scale=args.scale if args.ref is not None else 1,
         skip_errors=not args.strict and len(files) > 1,
+        sr_scale=args.scale,
     )
-    print(format_table(records, metrics))
+    folders = list(dict.fromkeys(r["folder"] for r in records))
+    group = "folder" if len(folders) > 1 else None
+    if group:  # one block per folder, in the order the folders first appear
+        records = sorted(records, key=lambda r: folders.index(r["folder"]))
+    print(format_table(records, metrics, group=group))
     if args.csv is not None:
-        write_per_image_csv(args.csv, records, ["image", "path"], metrics)
+        keys = ["folder", "image", "path"] if group else ["image", "path"]
+        write_per_image_csv(args.csv, records, keys, metrics, group_by=[group] if group else ())
         print(f"wrote {args.csv}")
     skipped = skipped_records(records)
     if skipped:

@@ -10,12 +10,15 @@ Modules, one job each:
 * :mod:`~ranksrgan.evaluation.csvformat`: the per-image CSV format and text tables;
 * :mod:`~ranksrgan.evaluation.upper_bound`: the Eq. 10 upper bounds;
 * :mod:`~ranksrgan.evaluation.table3`: the paper's Table 3 (:func:`evaluate`);
-* :mod:`~ranksrgan.evaluation.rank100`: Ranker scores per SR method (Rank100, Fig. 20).
+* :mod:`~ranksrgan.evaluation.rank100`: Ranker scores per SR method (Rank100, Fig. 20);
+* :mod:`~ranksrgan.evaluation.against_hr`: per-image NIQE of each method against its HR image
+  (Fig. 9: share better than HR, histograms as PNG).
 
 Every name is importable from ``ranksrgan.evaluation`` itself. Metric ids, polarity and the
 conventions: :mod:`ranksrgan.metrics.registry`.
 """
 
+from ranksrgan.evaluation.against_hr import AgainstHR, niqe_against_hr
 from ranksrgan.evaluation.csvformat import (
     MEAN_ROW,
     SKIPPED,
@@ -47,6 +50,7 @@ from ranksrgan.evaluation.upper_bound import UpperBound, upper_bounds
 from ranksrgan.metrics.registry import LEARNED_METRICS, METRICS, MetricInfo
 
 __all__ = [
+    "AgainstHR",
     "BenchmarkSet",
     "Evaluation",
     "LEARNED_METRICS",
@@ -64,6 +68,7 @@ __all__ = [
     "load_learned_metrics",
     "matched_files",
     "metric_spec",
+    "niqe_against_hr",
     "ranker_score",
     "ranker_scores",
     "read_per_image_csv",

@@ -6,14 +6,15 @@ Per-image CSV format (written by ``ranksrgan-score`` and ``ranksrgan-evaluate``,
 
 * UTF-8, comma separated, one header row.
 * Key columns first: ``image`` (the file stem); ``ranksrgan-score`` adds ``path`` (the file as
-  found) after it; ``ranksrgan-evaluate`` puts ``dataset`` and ``method`` before it.
+  found) after it, and ``folder`` (the file's folder) before it when the files come from several
+  folders; ``ranksrgan-evaluate`` puts ``dataset`` and ``method`` before it.
 * Then one column per metric, named by its id (:data:`ranksrgan.metrics.registry.METRICS`: ``niqe``, ``ma``, ``pi``,
-  ``psnr``, ``ssim``, the colour measures ``psnr_rgb``, ``chroma``, ``deltae``, and the learned
+  ``grid``, ``psnr``, ``ssim``, the colour measures ``psnr_rgb``, ``chroma``, ``deltae``, and the learned
   ``lpips``, ``dists``; ``evaluate``
   adds ``rank/<name>`` for each Ranker it is given), values as Python ``repr`` of the float
   (exact round trip; ``nan``/``inf`` where the metric gives them).
-* Summary rows: for each group of rows (each dataset/method in ``evaluate``, the whole file in
-  ``score``) a final row whose ``image`` is :data:`MEAN_ROW` (``<mean>``, not a valid stem on
+* Summary rows: for each group of rows (each dataset/method in ``evaluate``, each folder or the
+  whole file in ``score``) a final row whose ``image`` is :data:`MEAN_ROW` (``<mean>``, not a valid stem on
   Windows and unusual elsewhere) holding the arithmetic mean of the group (NaN if any value is
   NaN). Readers skip these rows.
 * Skipped images: ``ranksrgan-score`` and ``ranksrgan-evaluate`` do not stop at an unusable
@@ -141,7 +142,7 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
 
     Returns:
         ``{image key: value}``; the key is ``"dataset/image"`` when there is a ``dataset`` column,
-        else ``"image"``. Rows of skipped images (files with a ``skipped`` column) read as NaN.
+        ``"folder/image"`` when there is a ``folder`` column, else ``"image"``. Rows of skipped images (files with a ``skipped`` column) read as NaN.
 
     Raises:
         FileNotFoundError: no such file. ValueError: missing columns, unknown or ambiguous method,
@@ -157,7 +158,7 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
             raise ValueError(f"{path}: not a per-image metric CSV (no 'image' column; columns: {', '.join(cols)})")
         if metric not in cols:
             have = [c for c in cols if c in METRICS] or [
-                c for c in cols if c not in ("image", "path", "dataset", "method", SKIPPED)
+                c for c in cols if c not in ("image", "path", "folder", "dataset", "method", SKIPPED)
             ]
             raise ValueError(f"{path}: no {metric!r} column (metric columns: {', '.join(have) or 'none'})")
         rows = [r for r in reader if r["image"] != MEAN_ROW]
@@ -170,7 +171,8 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
             raise ValueError(f"{path}: {hint} {', '.join(methods)}; name one with --names")
     out: dict[str, float] = {}
     for r in rows:
-        key = f"{r['dataset']}/{r['image']}" if "dataset" in cols else r["image"]
+        group = "dataset" if "dataset" in cols else "folder" if "folder" in cols else None
+        key = f"{r[group]}/{r['image']}" if group else r["image"]
         if key in out:
             raise ValueError(f"{path}: image {key!r} appears twice; keys must be unique")
         if r.get(SKIPPED):
@@ -185,17 +187,34 @@ def read_per_image_csv(path: str | Path, metric: str, method: str | None = None)
     return out
 
 
-def format_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str], digits: int = 4) -> str:
-    """Plain-text table: one row per record (``image`` + metrics) and a final mean row; skipped
-    records are marked ``(skipped)`` and left out of the mean."""
-    header = ["image"] + [METRICS[m].label + (" ↑" if METRICS[m].higher_is_better else " ↓") for m in metrics]
-    body = [[r["image"] + (" (skipped)" if r.get(SKIPPED) else "")] + [f"{r[m]:.{digits}f}" for m in metrics] for r in records]
-    scored = [r for r in records if not r.get(SKIPPED)]
-    body.append(["mean"] + [f"{mean([r[m] for r in scored]):.{digits}f}" for m in metrics])
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+def format_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str], digits: int = 4, group: str | None = None) -> str:
+    """Plain-text table: one row per record (``image`` + metrics) and a mean row; skipped
+    records are marked ``(skipped)`` and left out of the mean.
+
+    With ``group`` (a record key, e.g. ``"folder"``), that key is the first column and each
+    group of records (in first-seen order) gets its own mean row.
+    """
+    keys = [group, "image"] if group else ["image"]
+    header = keys + [METRICS[m].label + (" ↑" if METRICS[m].higher_is_better else " ↓") for m in metrics]
+    sections: OrderedDict[Any, list[Mapping[str, Any]]] = OrderedDict()
+    for r in records:
+        sections.setdefault(r[group] if group else None, []).append(r)
+    blocks = []
+    for key, recs in sections.items():
+        lead = [str(key)] if group else []
+        body = [
+            lead + [r["image"] + (" (skipped)" if r.get(SKIPPED) else "")] + [f"{r[m]:.{digits}f}" for m in metrics] for r in recs
+        ]
+        scored = [r for r in recs if not r.get(SKIPPED)]
+        blocks.append((body, lead + ["mean"] + [f"{mean([r[m] for r in scored]):.{digits}f}" for m in metrics]))
+    rows = [header] + [row for body, total in blocks for row in body + [total]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
+        return "  ".join(c.ljust(widths[i]) if i < len(keys) else c.rjust(widths[i]) for i, c in enumerate(row)).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule] + [line(r) for r in body[:-1]] + [rule, line(body[-1])])
+    out = [line(header), rule]
+    for i, (body, total) in enumerate(blocks):
+        out += [line(r) for r in body] + [rule, line(total)] + ([rule] if i < len(blocks) - 1 else [])
+    return "\n".join(out)

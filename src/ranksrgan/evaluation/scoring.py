@@ -64,12 +64,14 @@ def score_batch(
     crop_border: int = 0,
     color: str = "y",
     ma_model: Any = None,
+    sr_scale: int = 4,
 ) -> dict[str, torch.Tensor]:
     """All requested metrics of one batch, with an explicit border and luminance.
 
     :func:`ranksrgan.metrics.registry.compute` with ``crop_border`` and ``color`` given (for
     ``ranksrgan-score``, whose files have no known scale); ``color`` applies to the metrics on the
-    convention's luminance (``niqe``, ``ma``, ``pi``). Returns ``{metric: (B,) float64 CPU
+    convention's luminance (``niqe``, ``ma``, ``pi``, ``grid``); ``sr_scale`` is the period that
+    ``grid`` measures at. Returns ``{metric: (B,) float64 CPU
     tensor}``, NaN where a metric is undefined (callers name the files: :func:`warn_nan`).
 
     >>> import torch
@@ -78,7 +80,7 @@ def score_batch(
     >>> v["psnr"], v["ssim"]
     (tensor([inf, inf], dtype=torch.float64), tensor([1., 1.], dtype=torch.float64))
     """
-    return compute(metrics, x, hr, ma_model=ma_model, crop_border=crop_border, color=color, quiet_nan=True)
+    return compute(metrics, x, hr, scale=sr_scale, ma_model=ma_model, crop_border=crop_border, color=color, quiet_nan=True)
 
 
 def warn_nan(label: str, values: Mapping[str, float]) -> None:
@@ -175,10 +177,11 @@ def score_images(
     progress: bool = False,
     scale: int = 1,
     skip_errors: bool = False,
+    sr_scale: int = 4,
 ) -> list[dict[str, Any]]:
     """Score image files; returns one record per file, in input order.
 
-    Each record is ``{"image": stem, "path": str(file), <metric>: float, ...}``. Images of the
+    Each record is ``{"image": stem, "path": str(file), "folder": str(file's folder), <metric>: float, ...}``. Images of the
     same size are scored together in batches of up to ``batch_size`` (results equal one-at-a-time
     scoring); the rest one at a time. Full-reference metrics match each file to the file with the
     same stem in ``ref_dir``.
@@ -191,6 +194,7 @@ def score_images(
             on it, e.g. too small for NIQE) does not stop the run: it is warned about
             (``RuntimeWarning``, one line naming the file) and its record holds NaN metrics and
             ``"skipped": reason``. Default: raise.
+        sr_scale: the SR factor whose period ``grid`` measures.
 
     Raises:
         FileNotFoundError: no reference with the stem of a file (with ``skip_errors``: of any file).
@@ -208,7 +212,7 @@ def score_images(
 
     def skip(i: int, reason: str) -> None:
         warnings.warn(f"{files[i]}: skipped: {reason}", RuntimeWarning, stacklevel=3)
-        rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i])}
+        rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i]), "folder": str(files[i].parent)}
         rec.update({m: math.nan for m in metrics})
         rec[SKIPPED] = reason
         records[i] = rec
@@ -237,7 +241,7 @@ def score_images(
         bar.update(len(files) - len(todo))
 
     def run(batch: list[int]) -> dict[str, list[float]]:
-        return _score_files([files[i] for i in batch], metrics, refs, crop_border, color, device, ma_model, scale)
+        return _score_files([files[i] for i in batch], metrics, refs, crop_border, color, device, ma_model, scale, sr_scale)
 
     try:
         for batch in _plan_batches([files[i] for i in todo], batch_size):
@@ -260,7 +264,7 @@ def score_images(
                         continue
                     done[i] = {m: float(one[m][0]) for m in metrics}
             for i, vals in done.items():
-                rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i])}
+                rec: dict[str, Any] = {"image": files[i].stem, "path": str(files[i]), "folder": str(files[i].parent)}
                 rec.update(vals)
                 warn_nan(str(files[i]), vals)
                 records[i] = rec
@@ -281,12 +285,13 @@ def _score_files(
     device: torch.device,
     ma_model: Any,
     scale: int = 1,
+    sr_scale: int = 4,
 ) -> dict[str, list[float]]:
     imgs = [_load(f, scale) for f in batch]
     if len({tuple(t.shape) for t in imgs}) != 1:  # header size was wrong: fall back per image
         out: dict[str, list[float]] = {m: [] for m in metrics}
         for f in batch:
-            one = _score_files([f], metrics, refs, crop_border, color, device, ma_model, scale)
+            one = _score_files([f], metrics, refs, crop_border, color, device, ma_model, scale, sr_scale)
             for m in metrics:
                 out[m].extend(one[m])
         return out
@@ -305,7 +310,7 @@ def _score_files(
             hrs.append(ref)
         hr = torch.stack(hrs).to(device)
     try:
-        res = score_batch(x, metrics, hr, crop_border, color, ma_model)
+        res = score_batch(x, metrics, hr, crop_border, color, ma_model, sr_scale)
     except ValueError as err:
         if len(batch) == 1:
             raise ValueError(f"{batch[0]}: {err}") from err

@@ -229,7 +229,8 @@ def evaluate(
       when that subfolder exists, else the folder itself). Every SR image is rounded to 8 bits,
       as a saved PNG would be, before it is scored.
     * Metrics, all on the MATLAB ``rgb2ycbcr`` Y channel with ``scale`` pixels shaved per side:
-      NIQE, PI (only when a Ma model is available), PSNR, SSIM. On request (``metrics``) also the
+      NIQE, PI (only when a Ma model is available), PSNR, SSIM. On request (``metrics``) also
+      ``grid`` (the pattern repeated at the period ``scale``, :mod:`ranksrgan.metrics.grid`), the
       colour measures on RGB with the same crop: ``psnr_rgb``, ``chroma``, ``deltae``, and the
       learned ``lpips``, ``dists`` (:mod:`ranksrgan.metrics.perceptual`; their weights files are
       loaded before the first image, so a missing one stops the run with one line).

@@ -1,12 +1,14 @@
 """Perceptual and fidelity metrics in the MATLAB conventions of SR papers (no Lightning/Hydra).
 
-Functional API (B-vectors, float64) and torchmetrics classes (DDP-safe means):
+Functional API (B-vectors, float64) and torchmetrics classes (DDP-safe means,
+:mod:`ranksrgan.metrics.classes`; only they import torchmetrics):
 
 | metric | function | class | better |
 |---|---|---|---|
 | NIQE (LIVE / PIRM) | :func:`niqe` | :class:`NIQE` | lower |
 | Ma et al. 2017 (NRQM) | :func:`ma` | :class:`Ma` | higher |
 | PI = ((10 - Ma) + NIQE) / 2 | :func:`pi` | :class:`PI` | lower |
+| period-``scale`` pattern amplitude | :func:`grid_amplitude` (:func:`grid_pattern`) | :class:`Grid` | lower |
 | PSNR on MATLAB Y | :func:`psnr_y` | :class:`PSNRY` | higher |
 | SSIM on MATLAB Y (arithmetic: piq) | :func:`ssim_y` | :class:`SSIMY` | higher |
 | LPIPS (VGG16, piq) | :func:`lpips` | :class:`LPIPSLoss` (loss term) | lower |
@@ -35,11 +37,11 @@ from ranksrgan._lazy import lazy_attributes
 
 # public name -> module that defines it
 _LAZY = {
-    **dict.fromkeys(("PSNRY", "SSIMY", "psnr_y", "ssim_y", "rmse_y"), "ranksrgan.metrics.fidelity"),
-    **dict.fromkeys(
-        ("PI", "Ma", "MaModel", "convert_ma_model", "load_ma_model", "ma", "ma_features", "pi"), "ranksrgan.metrics.ma"
-    ),
-    **dict.fromkeys(("NIQE", "niqe"), "ranksrgan.metrics.niqe"),
+    **dict.fromkeys(("psnr_y", "ssim_y", "rmse_y"), "ranksrgan.metrics.fidelity"),
+    **dict.fromkeys(("MaModel", "convert_ma_model", "load_ma_model", "ma", "ma_features", "pi"), "ranksrgan.metrics.ma"),
+    **dict.fromkeys(("niqe",), "ranksrgan.metrics.niqe"),
+    **dict.fromkeys(("NIQE", "Ma", "PI", "PSNRY", "SSIMY", "Grid"), "ranksrgan.metrics.classes"),
+    **dict.fromkeys(("grid_amplitude", "grid_pattern"), "ranksrgan.metrics.grid"),
     **dict.fromkeys(("DISTSLoss", "LPIPSLoss", "dists", "lpips", "perceptual_metric_loss"), "ranksrgan.metrics.perceptual"),
     **dict.fromkeys(("LIVE", "METRICS", "PIRM", "MetricInfo", "Convention"), "ranksrgan.metrics.registry"),
 }
@@ -47,6 +49,7 @@ _LAZY = {
 __all__ = [
     "Convention",
     "DISTSLoss",
+    "Grid",
     "LIVE",
     "LPIPSLoss",
     "METRICS",
@@ -60,6 +63,8 @@ __all__ = [
     "SSIMY",
     "convert_ma_model",
     "dists",
+    "grid_amplitude",
+    "grid_pattern",
     "load_ma_model",
     "lpips",
     "ma",
@@ -73,9 +78,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from ranksrgan.metrics.fidelity import PSNRY, SSIMY, psnr_y, rmse_y, ssim_y
-    from ranksrgan.metrics.ma import PI, Ma, MaModel, convert_ma_model, load_ma_model, ma, ma_features, pi
-    from ranksrgan.metrics.niqe import NIQE, niqe
+    from ranksrgan.metrics.classes import NIQE, PI, PSNRY, SSIMY, Grid, Ma
+    from ranksrgan.metrics.fidelity import psnr_y, rmse_y, ssim_y
+    from ranksrgan.metrics.grid import grid_amplitude, grid_pattern
+    from ranksrgan.metrics.ma import MaModel, convert_ma_model, load_ma_model, ma, ma_features, pi
+    from ranksrgan.metrics.niqe import niqe
     from ranksrgan.metrics.perceptual import DISTSLoss, LPIPSLoss, dists, lpips, perceptual_metric_loss
     from ranksrgan.metrics.registry import LIVE, METRICS, PIRM, Convention, MetricInfo
 

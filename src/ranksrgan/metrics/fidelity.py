@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from ranksrgan.metrics.base import PerImageMean
-from ranksrgan.metrics.registry import METRICS
+from ranksrgan._lazy import lazy_attributes
 from ranksrgan.ops.color import quantize_uint8, rgb_to_y
 
-__all__ = ["psnr_y", "rmse_y", "psnr_rgb", "chroma_ratio", "ciede2000", "ssim_y", "PSNRY", "SSIMY", "ChromaRatio"]
+__all__ = ["psnr_y", "rmse_y", "psnr_rgb", "chroma_ratio", "ciede2000", "ssim_y"]
 
 
 def _prepare_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int, quantize: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,40 +172,16 @@ def ssim_y(sr: torch.Tensor, hr: torch.Tensor, crop_border: int = 0, quantize: b
     )
 
 
-class PSNRY(PerImageMean):
-    """Mean :func:`psnr_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
-
-    higher_is_better = METRICS["psnr"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(psnr_y(sr, hr, self.crop_border))
-
-
-class SSIMY(PerImageMean):
-    """Mean :func:`ssim_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
-
-    higher_is_better = METRICS["ssim"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(ssim_y(sr, hr, self.crop_border))
-
-
-class ChromaRatio(PerImageMean):
-    """Mean :func:`chroma_ratio` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]; ideal 1."""
-
-    higher_is_better = METRICS["chroma"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(chroma_ratio(sr, hr, self.crop_border))
+# The torchmetrics classes PSNRY, SSIMY, ChromaRatio live in :mod:`ranksrgan.metrics.classes` (torchmetrics costs seconds
+# to import); still importable from here, loaded on first use.
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    dict.fromkeys(
+        (
+            "PSNRY",
+            "SSIMY",
+            "ChromaRatio",
+        ),
+        "ranksrgan.metrics.classes",
+    ),
+)

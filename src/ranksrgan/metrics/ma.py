@@ -68,11 +68,10 @@ import torch
 import torch.nn.functional as F
 from scipy.special import gamma as _gamma_fn
 
+from ranksrgan._lazy import lazy_attributes
 from ranksrgan.io import atomic_path
 from ranksrgan.metrics._forest import RF_FIELDS, RegressionForest
 from ranksrgan.metrics._steerable import build_sf_pyramid, max_height
-from ranksrgan.metrics.base import PerImageMean
-from ranksrgan.metrics.registry import METRICS
 from ranksrgan.ops import imresize, quantize_uint8, rgb_to_gray, rgb_to_y
 from ranksrgan.ops.filters import gaussian_taps
 
@@ -83,8 +82,6 @@ __all__ = [
     "ma_features",
     "ma",
     "pi",
-    "Ma",
-    "PI",
     "MA_MODEL_ENV",
     "MaModelNotFoundError",
 ]
@@ -722,62 +719,6 @@ def pi(
     return ((10.0 - ma_val) + niqe_val) / 2.0
 
 
-# --------------------------------------------------------------------------------------------
-# torchmetrics classes
-
-
-class Ma(PerImageMean):
-    """Mean Ma score over all images seen (torchmetrics). **Higher = better.**
-
-    Args:
-        model: :class:`MaModel` or path; None searches as :func:`load_ma_model` (loaded at init,
-            so a missing model fails early).
-        color: ``"gray"`` (authors) or ``"y"`` (PIRM).
-        crop_border: pixels shaved per side.
-
-    ``update(x)`` takes ``(B, 3|1, H, W)`` in [0, 1].
-    """
-
-    higher_is_better = METRICS["ma"].higher_is_better
-
-    def __init__(
-        self,
-        model: MaModel | str | os.PathLike | None = None,
-        color: str = "gray",
-        crop_border: int = 0,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.model = _as_model(model)
-        self.color = color
-        self.crop_border = crop_border
-
-    def update(self, x: torch.Tensor) -> None:
-        self._accumulate(ma(x, self.model, color=self.color, crop_border=self.crop_border))
-
-
-class PI(PerImageMean):
-    """Mean Perceptual Index over all images seen (torchmetrics). **Lower = better.**
-
-    Args:
-        model: Ma model or path (see :class:`Ma`).
-        color: ``"y"`` (PIRM default) or ``"gray"``.
-        crop_border: pixels shaved per side (PIRM default 4).
-    """
-
-    higher_is_better = METRICS["pi"].higher_is_better
-
-    def __init__(
-        self,
-        model: MaModel | str | os.PathLike | None = None,
-        color: str = "y",
-        crop_border: int = 4,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.model = _as_model(model)
-        self.color = color
-        self.crop_border = crop_border
-
-    def update(self, x: torch.Tensor) -> None:
-        self._accumulate(pi(x, self.model, color=self.color, crop_border=self.crop_border))
+# The torchmetrics classes Ma, PI live in :mod:`ranksrgan.metrics.classes` (torchmetrics costs seconds
+# to import); still importable from here, loaded on first use.
+__getattr__, __dir__ = lazy_attributes(__name__, dict.fromkeys(("Ma", "PI"), "ranksrgan.metrics.classes"))

@@ -54,14 +54,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ranksrgan.metrics.base import PerImageMean
-from ranksrgan.metrics.registry import METRICS
+from ranksrgan._lazy import lazy_attributes
 from ranksrgan.ops.color import GRAY_COEFFS, Y_COEFFS, Y_OFFSET
 from ranksrgan.ops.filters import gaussian_taps
 from ranksrgan.ops.resize import imresize
 from ranksrgan.ops.scratch import ScratchArrays
 
-__all__ = ["niqe", "NIQE", "DEFAULT_PARAMS", "release_work_buffers"]
+__all__ = ["niqe", "DEFAULT_PARAMS", "release_work_buffers"]
 
 #: The LIVE pristine model (mu 1×36, cov 36×36, 7×7 Gaussian window), shipped with the package.
 DEFAULT_PARAMS = Path(__file__).resolve().parent / "data" / "niqe_pris_params.npz"
@@ -504,28 +503,6 @@ def niqe(
     return score[0] if unbatched else score
 
 
-class NIQE(PerImageMean):
-    """Mean :func:`niqe` over all images seen (DDP-safe sum and count). Lower is better.
-
-    Args:
-        color: ``"y"`` (MATLAB ``rgb2ycbcr`` luma, PIRM2018 / RankSRGAN) or ``"gray"``
-            (MATLAB ``rgb2gray``, LIVE); see :func:`niqe`.
-        crop_border: pixels shaved from each side (PIRM2018 uses the SR scale).
-        **kwargs: torchmetrics ``Metric`` options.
-
-    ``update(preds)`` takes ``(B, C, H, W)`` images in [0, 1]; ``compute()`` returns the float64
-    mean. A NaN score (constant image) makes the mean NaN.
-    """
-
-    higher_is_better = METRICS["niqe"].higher_is_better
-    full_state_update = False
-
-    def __init__(self, color: str = "y", crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if color not in _COLORS:
-            raise ValueError(f"NIQE: color must be one of {_COLORS}, got {color!r}")
-        self.color = color
-        self.crop_border = crop_border
-
-    def update(self, preds: torch.Tensor) -> None:
-        self._accumulate(niqe(preds, color=self.color, crop_border=self.crop_border).reshape(-1))
+# The torchmetrics class NIQE lives in :mod:`ranksrgan.metrics.classes` (torchmetrics costs seconds
+# to import); still importable from here, loaded on first use.
+__getattr__, __dir__ = lazy_attributes(__name__, dict.fromkeys(("NIQE",), "ranksrgan.metrics.classes"))

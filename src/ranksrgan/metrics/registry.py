@@ -138,6 +138,7 @@ class MetricInfo:
             False: on Y (``psnr``, ``ssim``, ``rmse``) or RGB, with ``crop_border`` only.
         rgb: computed on the three RGB channels.
         learned: a network whose weights are loaded (or downloaded) before scoring.
+        needs_scale: measured at the SR scale's period (``scale`` keyword): ``grid``.
         upper: top of the scale of a higher-is-better metric; :meth:`oriented` maps it to
             higher = worse as ``upper - value`` (Ma: 10, as in PI).
         ideal: the best value when it lies inside the range (chroma ratio: 1.0).
@@ -154,6 +155,7 @@ class MetricInfo:
     luminance: bool = False
     rgb: bool = False
     learned: bool = False
+    needs_scale: bool = False
     upper: float | None = None
     ideal: float | None = None
     digits: int = 2
@@ -206,6 +208,8 @@ class MetricInfo:
         out: dict[str, Any] = {"crop_border": conv.crop_border(scale)}
         if self.luminance:
             out["color"] = conv.color
+        if self.needs_scale:
+            out["scale"] = int(scale)
         return out
 
     def make(self, conv: Convention | None = None, scale: int = 4, **kwargs: Any) -> Any:
@@ -214,6 +218,7 @@ class MetricInfo:
 
 
 _F = "ranksrgan.metrics.fidelity:"
+_C = "ranksrgan.metrics.classes:"
 _P = "ranksrgan.metrics.perceptual:"
 
 #: Every metric, in display order.
@@ -221,17 +226,19 @@ METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
         # NIQE: no-reference naturalness, [0, ~100), lower is better.
-        MetricInfo("niqe", "NIQE", False, "ranksrgan.metrics.niqe:niqe", "ranksrgan.metrics.niqe:NIQE", luminance=True),
+        MetricInfo("niqe", "NIQE", False, "ranksrgan.metrics.niqe:niqe", "ranksrgan.metrics.classes:NIQE", luminance=True),
         # Ma (NRQM): no-reference, [0, 10], higher is better.
         MetricInfo(
-            "ma", "Ma", True, "ranksrgan.metrics.ma:ma", "ranksrgan.metrics.ma:Ma", needs_ma=True, luminance=True, upper=10.0
+            "ma", "Ma", True, "ranksrgan.metrics.ma:ma", "ranksrgan.metrics.classes:Ma", needs_ma=True, luminance=True, upper=10.0
         ),
         # PI = (10 - Ma + NIQE) / 2, lower is better.
-        MetricInfo("pi", "PI", False, "ranksrgan.metrics.ma:pi", "ranksrgan.metrics.ma:PI", needs_ma=True, luminance=True),
+        MetricInfo("pi", "PI", False, "ranksrgan.metrics.ma:pi", "ranksrgan.metrics.classes:PI", needs_ma=True, luminance=True),
+        # Grid: no-reference, peak-to-peak of the period-scale motif in grey levels, [0, 255], lower is better.
+        MetricInfo("grid", "Grid", False, "ranksrgan.metrics.grid:grid_amplitude", _C + "Grid", luminance=True, needs_scale=True),
         # PSNR on Y in dB, [0, inf], higher is better.
-        MetricInfo("psnr", "PSNR", True, _F + "psnr_y", _F + "PSNRY", full_reference=True),
+        MetricInfo("psnr", "PSNR", True, _F + "psnr_y", _C + "PSNRY", full_reference=True),
         # SSIM on Y, [-1, 1], higher is better.
-        MetricInfo("ssim", "SSIM", True, _F + "ssim_y", _F + "SSIMY", full_reference=True, upper=1.0, digits=4),
+        MetricInfo("ssim", "SSIM", True, _F + "ssim_y", _C + "SSIMY", full_reference=True, upper=1.0, digits=4),
         # RMSE on Y, 0-255 scale, lower is better (the rank-set labels' fidelity column).
         MetricInfo("rmse", "RMSE", False, _F + "rmse_y", full_reference=True),
         # PSNR over R, G and B in dB, higher is better: sees colour errors that Y misses.
@@ -239,7 +246,7 @@ METRICS: dict[str, MetricInfo] = {
         # (std Cb + std Cr) of SR over HR's: 1 = HR's colourfulness, ~0 = grey; ideal 1. The one chroma
         # (table and GAN validation): MATLAB rgb2ycbcr Cb/Cr on 8-bit values, as every other metric here.
         MetricInfo(
-            "chroma", "Chroma", True, _F + "chroma_ratio", _F + "ChromaRatio", full_reference=True, rgb=True, ideal=1.0, digits=3
+            "chroma", "Chroma", True, _F + "chroma_ratio", _C + "ChromaRatio", full_reference=True, rgb=True, ideal=1.0, digits=3
         ),
         # Mean CIEDE2000 colour difference to HR, [0, ~100], lower is better (CPU, ~1 s per Mpx).
         MetricInfo("deltae", "ΔE00", False, _F + "ciede2000", full_reference=True, rgb=True),
@@ -252,8 +259,9 @@ METRICS: dict[str, MetricInfo] = {
 
 #: Metrics computed by a network whose weights files are loaded before scoring.
 LEARNED_METRICS = tuple(m for m, info in METRICS.items() if info.learned)
-#: Metrics that need no reference image (the ones a rank-set label can be built from).
-NO_REFERENCE = tuple(m for m, info in METRICS.items() if not info.full_reference)
+#: No-reference quality scores, the ones a rank-set label can be built from (the label build
+#: gives no SR scale, so the ``grid`` artifact measure is not among them).
+NO_REFERENCE = tuple(m for m, info in METRICS.items() if not info.full_reference and not info.needs_scale)
 
 
 def metric(name: str) -> MetricInfo:
@@ -291,7 +299,8 @@ def compute(
     Args:
         x: ``B×3×H×W`` images in [0, 1] (one size), on the device to compute on.
         hr: ``B×3×H×W`` references for the full-reference metrics, same device.
-        conv, scale: the convention and SR factor that decide luminance and border.
+        conv, scale: the convention and SR factor that decide luminance and border (and the
+            period ``grid`` measures at).
         ma_model: a loaded Ma model for ``ma``/``pi`` (None: searched, see ``load_ma_model``).
         crop_border, color: explicit values that override the convention's.
         quiet_nan: suppress the metrics' own warnings about NaN scores (which only know batch
