@@ -19,6 +19,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from ranksrgan import pipeline
+from ranksrgan.cli import store as store_cli
 from ranksrgan.data.sampling import EpochSampler, ResumableLoader, item_seed
 from ranksrgan.lit.resume import StageInterrupted, resume_command
 
@@ -36,12 +37,26 @@ RANKER = [
     "ranker.datamodule.patch_size=32",
     "ranker.datamodule.batch_size=4",
     "ranker.datamodule.num_workers=0",
-    "ranker.datamodule.patches_per_epoch=12",
-    "ranker.datamodule.val_windows_per_image=1",
     "ranker.module.variant=vgg8",
     "ranker.module.num_features=4",
     "ranker.module.lr_step=3",
 ]
+HR_FAMILY = ["ranker.datamodule.patches_per_epoch=12", "ranker.datamodule.val_windows_per_image=1"]
+# What the families made from HR folders (blur, noise, interp, albumentations) and sr need at this
+# size: interp from bicubic SR; sr from labels built here (HR and bicubic SR of the demo images,
+# labelled by RMSE: cheap).
+FAMILY = {
+    "interp": [*HR_FAMILY, "ranker.datamodule.sr=bicubic"],
+    "sr": [
+        "ranker.datamodule.labels=${paths.root}/labels.csv",
+        "ranker.datamodule.hr=${data.train_hr[0]}",
+        "+ranker.datamodule.sr={hr: hr, bicubic: bicubic}",
+        "ranker.datamodule.metric=rmse",
+        "ranker.datamodule.stride=32",
+        "ranker.datamodule.min_gap=0",
+        "ranker.datamodule.max_patches_per_image=4",
+    ],
+}
 # The smoke pipeline's blur Ranker, SRResNet (pre-training) and SRGAN (G + D: 2 optimiser steps
 # per iteration); generators 5 iterations, epochs of 3, validation every 2.
 GAN = [
@@ -129,14 +144,13 @@ def _reference(monkeypatch, tmp_path_factory, overrides: list[str]) -> tuple[dic
         ("blur", 0, 7),  # after the validation at 6, the last batch of an epoch
         ("noise", 0, 5),
         ("interp", 0, 5),
+        ("sr", 0, 5),
         ("jpeg", 0, 5),
         ("jpeg", 1, 7),  # albumentations in a DataLoader worker
     ],
 )
 def test_a_killed_ranker_publishes_the_uninterrupted_weights(tmp_path, tmp_path_factory, monkeypatch, ranker, workers, kill_at):
-    overrides = [f"ranker={ranker}", *RANKER, f"ranker.datamodule.num_workers={workers}"]
-    if ranker == "interp":
-        overrides.append("ranker.datamodule.sr=bicubic")
+    overrides = [f"ranker={ranker}", *RANKER, f"ranker.datamodule.num_workers={workers}", *FAMILY.get(ranker, HR_FAMILY)]
     digests, rng = _reference(monkeypatch, tmp_path_factory, overrides)
     killed = _At(kill_at)
     _with(monkeypatch, killed)
@@ -167,7 +181,7 @@ def test_killed_pretraining_and_gan_publish_the_uninterrupted_weights(tmp_path, 
 
 
 def test_ctrl_c_saves_the_current_step_and_says_how_to_resume(tmp_path, tmp_path_factory, monkeypatch, capsys):
-    overrides = ["ranker=blur", *RANKER]
+    overrides = ["ranker=blur", *RANKER, *HR_FAMILY]
     digests, _ = _reference(monkeypatch, tmp_path_factory, overrides)
     _with(monkeypatch, _At(5, signum=signal.SIGINT))  # 5: no validation there (every 2)
     with pytest.raises(StageInterrupted) as stop:
@@ -180,6 +194,13 @@ def test_ctrl_c_saves_the_current_step_and_says_how_to_resume(tmp_path, tmp_path
         f"[stage 1/1 ranker blur] interrupted by SIGINT at 5/8 step: saved {stop.value.path}; resume with: {resume_command()}"
     )
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert store_cli.main(["--store", str(tmp_path / "store"), "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[:2] == [
+        f"{tmp_path / 'store'}: no stored stages",
+        "unfinished stages (the same training command resumes them):",
+    ]
+    assert listing[2].split()[:3] == [Path(stop.value.path).parents[1].name, "step", "5"]
     resumed = _At(step=-1)
     _with(monkeypatch, resumed)
     assert _published(_run([*overrides, f"paths.root={tmp_path}"])) == digests
@@ -203,7 +224,7 @@ def test_sigterm_during_a_gan_validation_step_stops_after_that_validation(tmp_pa
 
 @pytest.mark.slow
 def test_train_py_ctrl_c_exits_130_and_the_same_command_resumes(tmp_path, tmp_path_factory, monkeypatch):
-    overrides = ["ranker=blur", *RANKER]
+    overrides = ["ranker=blur", *RANKER, *HR_FAMILY]
     digests, _ = _reference(monkeypatch, tmp_path_factory, overrides)
     command = [
         sys.executable,
