@@ -94,13 +94,14 @@ class _At(pl.Callback):
 
     def __init__(self, step: int, stage: str | None = None, signum: int | None = None, per_batch: int = 1) -> None:
         self.step, self.stage, self.signum, self.per_batch = step, stage, signum, per_batch
-        self.rng: dict[int, str] = {}  # global torch RNG at the start of each step
+        self.rng: dict[int, str] = {}  # global torch RNG at the start of each step (then drawn from)
 
     def _here(self, trainer) -> bool:
         return self.stage is None or Path(trainer.default_root_dir).name.startswith(f"{self.stage}-")
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self.rng[trainer.global_step] = hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()
+        torch.rand(1)  # a draw from the global RNG each step, as dropout would make
         if self.signum is not None and self._here(trainer) and trainer.global_step == self.step - self.per_batch:
             os.kill(os.getpid(), self.signum)  # arrives while step `self.step` runs
 
