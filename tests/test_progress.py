@@ -1,5 +1,6 @@
 """Stage progress counts the stage's own units (GAN iterations, not optimiser steps), names the
-stage and its place in the plan, and prints lines when the output is not a terminal."""
+stage and its place in the plan, and prints lines when the output is not a terminal or a terminal
+of unknown size."""
 
 from __future__ import annotations
 
@@ -57,3 +58,44 @@ def test_a_resumed_stage_starts_at_its_step_and_prints_at_least_every_interval(m
     # 401 at t=31 s (over 30 s since the start), 402 at t=40 s (not yet), 403 at t=80 s
     assert [line.split("]")[1].split("(")[0].strip() for line in lines[1:]] == ["401/1000 step", "403/1000 step"]
     assert "ETA" in lines[1]
+
+
+def _on_pty(rows: int, columns: int) -> str:
+    """What a stage of 3 steps writes to a pseudo-terminal of ``rows``×``columns``."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    with os.fdopen(slave, "w", closefd=True) as stream:
+        progress = StageProgress("stage 1/1 ranker blur", total=3, stream=stream)
+        trainer = _trainer()
+        progress.on_train_start(trainer, None)
+        for step in (1, 2, 3):
+            trainer.global_step = step
+            progress.on_train_batch_end(trainer, None, None, None, step)
+        progress.on_train_end(trainer, None)
+        stream.flush()
+        mode = "bar" if progress.tty else "lines"
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return f"{mode}\n{out.decode(errors='replace')}"
+
+
+def test_a_terminal_of_unknown_size_gets_lines_and_a_sized_one_a_bar():
+    unknown = _on_pty(0, 0)  # e.g. a container started without a terminal size: a bar shows nothing
+    assert unknown.startswith("lines\n") and "[stage 1/1 ranker blur] 3/3 step (100%)" in unknown
+    assert "done: 3/3 step" in unknown
+    sized = _on_pty(24, 80)
+    assert sized.startswith("bar\n") and "3/3" in sized and "done:" not in sized

@@ -125,6 +125,19 @@ class StageStore:
         work_dir.rename(target)
         return target
 
+    def unfinished(self) -> list[Path]:
+        """The ``last.ckpt`` of every work folder whose stage has not finished (a stopped or killed
+        stage: the same training command resumes it), oldest folder name first."""
+        training = self.root / "training"
+        if not training.is_dir():
+            return []
+        finished_dirs = {f"{r['name']}-{r['key']}" for r in self.records() if self.finished(r["kind"], r["name"], r["key"])}
+        return [
+            work / "checkpoints" / "last.ckpt"
+            for work in sorted(p for p in training.iterdir() if p.is_dir() and ".old-" not in p.name)
+            if work.name not in finished_dirs and (work / "checkpoints" / "last.ckpt").is_file()
+        ]
+
     def prunable(self, finished: bool = False, older_than_days: float = 7.0) -> list[tuple[Path, str]]:
         """Work folders that can go, with the reason:
 

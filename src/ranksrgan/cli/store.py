@@ -58,10 +58,31 @@ def _metric(record: dict, prefix: str) -> str:
     return "-"
 
 
+def _saved_step(checkpoint: Path) -> str:
+    """The optimiser step a training checkpoint was saved at ("?" if unreadable)."""
+    import torch
+
+    try:
+        return str(int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"]))
+    except Exception:  # noqa: BLE001 - a torn or foreign file: the listing goes on
+        return "?"
+
+
+def _list_unfinished(store: StageStore, args: argparse.Namespace) -> None:
+    unfinished = [c for c in store.unfinished() if args.name is None or c.parents[1].name.rsplit("-", 1)[0] == args.name]
+    if not unfinished:
+        return
+    print("unfinished stages (the same training command resumes them):")
+    for checkpoint in unfinished:
+        date = time.strftime("%Y-%m-%d %H:%M", time.localtime(checkpoint.stat().st_mtime))
+        print(f"  {checkpoint.parents[1].name:<25} step {_saved_step(checkpoint):<8} {date}  {checkpoint}")
+
+
 def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
     records = store.records(args.kind, args.name)
     if not records:
         print(f"{store.root}: no stored stages")
+        _list_unfinished(store, args)
         return 0
     print(f"{'kind':<9} {'name':<12} {'key':<12} {'last':<16} {'best':<16} {'size':>9}  date")
     for r in records:
@@ -71,6 +92,7 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
             f"{r['kind']:<9} {r['name']:<12} {r['key']:<12} {_metric(r, ''):<16} {_metric(r, 'best/'):<16} "
             f"{_human(size):>9}  {date}"
         )
+    _list_unfinished(store, args)
     return 0
 
 

@@ -34,10 +34,13 @@ def train(cfg: DictConfig) -> float | None:
 
     Problems with the command (nothing to train, missing inputs, bad values, missing VGG19
     weights offline) are printed as one line each, without a traceback, and exit with status 2.
+    Ctrl-C or SIGTERM during a stage saves its current step, prints what was saved and the command
+    that resumes (:class:`~ranksrgan.lit.resume.Interruption`) and exits with 128 + the signal.
     """
     from hydra.core.hydra_config import HydraConfig
 
     from ranksrgan import pipeline
+    from ranksrgan.lit.resume import StageInterrupted
 
     quiet(bool(cfg.get("verbose", False)))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -51,6 +54,8 @@ def train(cfg: DictConfig) -> float | None:
         for line in lines:
             print(f"ranksrgan-train: error: {line}", file=sys.stderr)
         raise SystemExit(2) from None
+    except StageInterrupted as stop:  # the line saying what was saved is printed already
+        raise SystemExit(stop.exit_code) from None
     if pipeline.is_primary_process():  # the other DDP ranks would print the same table again
         print(pipeline.summary(cfg, result))
     final = result["final"]
@@ -79,12 +84,11 @@ def train(cfg: DictConfig) -> float | None:
 
 # Messages that are expected here and only add noise (shown with verbose=true): frozen VGG/Rankers
 # are in eval mode on purpose; the module (not the datamodule) moves batches for on-device
-# distortion; training patches are random, so a mid-epoch resume needs no dataloader state.
+# distortion.
 _EXPECTED_WARNINGS = (
     r".*module\(s\) in eval mode at the start of training.*",
     r".*overridden `on_after_batch_transfer` in `LightningModule`.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
-    r".*resuming from a checkpoint that ended before the epoch ended.*",
     r".*torch\.jit.*deprecated.*",
     r".*does not have many workers.*",
     r".*This DataLoader will create \d+ worker processes in total.*",

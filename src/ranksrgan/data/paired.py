@@ -20,7 +20,7 @@ copy, no host synchronisation. It costs the decoded size of the set in GPU memor
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.pairs import ImagePair, augment_pair, load_pairs, make_lr
+from ranksrgan.data.sampling import EpochSampler, SampleKey, epoch_state, key_generator, load_epoch_state
 from ranksrgan.io import check_min_size, levels, to_tensor
 from ranksrgan.ops.filters import apply_flips, random_flips
 
@@ -71,27 +72,30 @@ class PairedPatchDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
+        index, gen = key_generator(key)
         pair = self.pairs[index % len(self.pairs)]
         lh, lw = pair.lr.shape[:2]
-        y = int(torch.randint(0, lh - self.lr_patch + 1, ()))
-        x = int(torch.randint(0, lw - self.lr_patch + 1, ()))
+        y = int(torch.randint(0, lh - self.lr_patch + 1, (), generator=gen))
+        x = int(torch.randint(0, lw - self.lr_patch + 1, (), generator=gen))
         s, p = self.scale, self.lr_patch
         lr = pair.lr[y : y + p, x : x + p]
         hr = pair.hr[s * y : s * (y + p), s * x : s * (x + p)]
         if self.augment:
-            hr, lr = augment_pair(hr, lr, *random_flips())
+            hr, lr = augment_pair(hr, lr, *random_flips(gen))
         return {"lr": to_tensor(np.ascontiguousarray(lr)), "hr": to_tensor(np.ascontiguousarray(hr))}
 
 
 class DevicePatchLoader:
     """Training batches cut on the device from images uploaded to it once.
 
-    The same patches as :class:`PairedPatchDataset` in a shuffled ``DataLoader`` (every epoch visits
-    the images round-robin in a random order, aligned LR/HR positions, the same flips and transpose,
-    the same float values bit for bit: ``uint / levels`` in float32), but the images live on
-    ``device`` and a batch is a few slicing kernels there. Only the random draws happen on the host
-    (a private ``torch.Generator``), so the loop never waits for the device.
+    The same batches as :class:`PairedPatchDataset` in a :class:`~ranksrgan.data.sampling.ResumableLoader`
+    with the same seed, bit for bit (the same keys of :class:`~ranksrgan.data.sampling.EpochSampler`,
+    the same windows, flips and transpose drawn from each key, the same float values: ``uint /
+    levels`` in float32), but the images live on ``device`` and a batch is a few slicing kernels
+    there. Only the random draws happen on the host, so the loop never waits for the device. Its
+    position goes into Lightning's checkpoints as the ``ResumableLoader``'s does.
 
     Iterating yields ``{"lr": B×3×p×p, "hr": B×3×(s·p)×(s·p)}`` float32 in [0, 1] on ``device``.
 
@@ -104,7 +108,8 @@ class DevicePatchLoader:
             dropped unless the epoch is shorter than one batch).
         device: where the images and batches live.
         augment: random horizontal/vertical flips and transpose, 50 % each.
-        seed: seed of the sampling generator (DDP: give each process its own).
+        seed: seed of the sampling (DDP: give each process its own).
+        trained: ``() -> batches of the current epoch trained``, for :meth:`state_dict` (None: 0).
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class DevicePatchLoader:
         device: torch.device | str,
         augment: bool = True,
         seed: int = 0,
+        trained: Callable[[], int] | None = None,
     ) -> None:
         if batch_size < 1 or length < 1:
             raise ValueError(f"batch_size and length must be >= 1, got {batch_size} and {length}")
@@ -129,7 +135,8 @@ class DevicePatchLoader:
         self.images = [(self._upload(p.lr), self._upload(p.hr)) for p in pairs]
         self.levels = [levels(p.hr.dtype) for p in pairs]  # per image: a folder may mix 8 and 16 bits
         self.one_depth = len(set(self.levels)) == 1
-        self.generator = torch.Generator().manual_seed(seed)
+        self.sampler = EpochSampler(length, seed)
+        self.trained = trained
 
     def _upload(self, img: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(img if img.dtype == np.uint8 else img.astype(np.int32))
@@ -139,19 +146,28 @@ class DevicePatchLoader:
         n, b = self.spec.length, self.batch_size
         return max(n // b, 1)
 
+    def state_dict(self) -> dict[str, int]:
+        return epoch_state(self.sampler, self.trained() if self.trained is not None else 0)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        load_epoch_state(self.sampler, state, self.batch_size)
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        n, b, s, p = self.spec.length, self.batch_size, self.spec.scale, self.spec.lr_patch
-        order = torch.randperm(n, generator=self.generator) % len(self.images)
-        for start in range(0, len(self) * b, b):
+        b, s, p = self.batch_size, self.spec.scale, self.spec.lr_patch
+        start = self.sampler.start
+        keys = list(self.sampler)[: max(min(len(self) * b, self.spec.length) - start, 0)]
+        for first in range(0, len(keys), b):
             lrs, hrs = [], []
-            for index in order[start : start + b].tolist():
+            for key in keys[first : first + b]:
+                index, gen = key_generator(key)
+                index %= len(self.images)
                 lr_img, hr_img = self.images[index]
-                y = int(torch.randint(0, lr_img.shape[1] - p + 1, (), generator=self.generator))
-                x = int(torch.randint(0, lr_img.shape[2] - p + 1, (), generator=self.generator))
+                y = int(torch.randint(0, lr_img.shape[1] - p + 1, (), generator=gen))
+                x = int(torch.randint(0, lr_img.shape[2] - p + 1, (), generator=gen))
                 lr = lr_img[:, y : y + p, x : x + p]
                 hr = hr_img[:, s * y : s * (y + p), s * x : s * (x + p)]
                 if self.spec.augment:
-                    flips = tuple(bool(f) for f in torch.rand(3, generator=self.generator) < 0.5)
+                    flips = random_flips(gen)
                     lr, hr = apply_flips(lr, flips), apply_flips(hr, flips)
                 if not self.one_depth:  # to float per patch, each with its own depth
                     lr, hr = lr.float() / self.levels[index], hr.float() / self.levels[index]
@@ -239,9 +255,9 @@ class PairedSRDataModule(ImageFolderDataModule):
             self.val_set = WholeImageDataset(pairs[: self.val_max_images] if self.val_max_images else pairs)
 
     def train_dataloader(self) -> DataLoader | DevicePatchLoader:
-        """The workers' ``DataLoader`` (:meth:`ImageFolderDataModule.train_dataloader`), or with
+        """The workers' loader (:meth:`ImageFolderDataModule.train_dataloader`), or with
         ``patches_on_device`` a :class:`DevicePatchLoader` on the trainer's device, seeded from
-        torch's global RNG and the process rank, with ``patches_per_epoch / world size`` patches."""
+        torch's seed and the process rank, with ``patches_per_epoch / world size`` patches."""
         if not self.patches_on_device:
             return super().train_dataloader()
         if self.train_set is None:
@@ -249,7 +265,7 @@ class PairedSRDataModule(ImageFolderDataModule):
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        seed = int(torch.randint(0, 2**62, ())) + 7919 * rank
+        seed = self.sampling_seed() + 7919 * rank
         return DevicePatchLoader(
             self.train_set.pairs,
             self.scale,
@@ -259,4 +275,5 @@ class PairedSRDataModule(ImageFolderDataModule):
             device,
             self.augment,
             seed,
+            self.batches_trained,
         )

@@ -5,6 +5,11 @@ checkpoint was saved at the same step, so a stage whose validation metric stoppe
 would resume, after a kill, from the last improvement rather than the last validation. This
 callback writes the full training state (weights, optimisers, LR schedulers, loop counters) to a
 temporary file and renames it over ``last.ckpt``: a kill while writing leaves the previous one.
+
+It is a Lightning ``Checkpoint``: Lightning runs those after every other callback, in the order
+given, so that ``last.ckpt`` written after a validation holds the ``ModelCheckpoint`` state of that
+validation (its best score and file) when the ``ModelCheckpoint`` comes first. Written before it,
+a resumed run would forget the best of that validation and could publish another network.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import os
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
 
 __all__ = ["LastCheckpoint"]
 
 
-class LastCheckpoint(pl.Callback):
+class LastCheckpoint(Checkpoint):
     """Keep ``<dirpath>/last.ckpt`` at the latest validated (or final) step.
 
     Args:
@@ -28,7 +34,8 @@ class LastCheckpoint(pl.Callback):
         self.path = Path(dirpath) / "last.ckpt"
         self._saved_step = -1
 
-    def _save(self, trainer: pl.Trainer) -> None:
+    def save(self, trainer: pl.Trainer) -> None:
+        """Write the full training state at the current step (once per step; every rank calls it)."""
         if trainer.sanity_checking or trainer.global_step == self._saved_step:
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
@@ -44,7 +51,7 @@ class LastCheckpoint(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "fit":
-            self._save(trainer)
+            self.save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._save(trainer)
+        self.save(trainer)

@@ -6,12 +6,13 @@ configs count: Ranker steps, or generator iterations (generator updates), agains
 total, with its position in the plan, rate and ETA:
 
 * on a terminal: one tqdm bar per stage;
-* otherwise (a log file, CI): one line every ``every_n`` units or ``every_s`` seconds, whichever
+* otherwise (a log file, CI, or a terminal of unknown size, 0×0, where a bar shows nothing): one line every ``every_n`` units or ``every_s`` seconds, whichever
   comes first, and a line after each validation with its metrics.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import timedelta
@@ -19,7 +20,18 @@ from typing import Any, TextIO
 
 import pytorch_lightning as pl
 
-__all__ = ["StageProgress"]
+__all__ = ["StageProgress", "terminal_columns"]
+
+
+def terminal_columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` writes to; 0 when it is not a terminal or its size is
+    unknown (0×0: tqdm would then print empty lines)."""
+    try:
+        if not stream.isatty():
+            return 0
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _eta(seconds: float) -> str:
@@ -37,7 +49,8 @@ class StageProgress(pl.Callback):
         every_s: seconds between lines when the output is not a terminal.
         every_n: units between lines when the output is not a terminal (None: total / 10).
         stream: where to write (standard error by default).
-        tty: force the terminal (bar) or line mode; None asks ``stream.isatty()``.
+        tty: force the terminal (bar) or line mode; None: a bar when ``stream`` is a terminal
+            with a known width (:func:`terminal_columns`).
     """
 
     def __init__(
@@ -55,7 +68,7 @@ class StageProgress(pl.Callback):
         self.every_s = every_s
         self.every_n = every_n if every_n is not None else max(1, self.total // 10)
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = tty if tty is not None else bool(getattr(self.stream, "isatty", lambda: False)())
+        self.tty = tty if tty is not None else terminal_columns(self.stream) > 0
         self._bar: Any = None
         self._start_unit = 0
         self._t0 = self._last_print = 0.0

@@ -33,9 +33,9 @@ def gaussian_taps(size: int, sigma: float) -> tuple[float, ...]:
     return tuple(v / total for v in g)
 
 
-def random_flips() -> tuple[bool, bool, bool]:
-    """Horizontal flip, vertical flip, transpose: 50 % each (torch's global RNG)."""
-    f = torch.rand(3) < 0.5
+def random_flips(generator: torch.Generator | None = None) -> tuple[bool, bool, bool]:
+    """Horizontal flip, vertical flip, transpose: 50 % each (from ``generator``, else torch's global RNG)."""
+    f = torch.rand(3, generator=generator) < 0.5
     return bool(f[0]), bool(f[1]), bool(f[2])
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -82,14 +84,16 @@ def make_trainer(
 ) -> pl.Trainer:
     """A Trainer for one stage: the ``trainer`` config's arguments and callbacks, plus step-based
     validation, the best checkpoint by ``monitor``, ``last.ckpt`` after every validation and at
-    the end (:class:`~ranksrgan.lit.last_checkpoint.LastCheckpoint`), the validation history,
-    stage progress and the run's logger."""
+    the end (:class:`~ranksrgan.lit.last_checkpoint.LastCheckpoint`), the global random states in
+    every checkpoint and a saving stop on Ctrl-C / SIGTERM (:mod:`ranksrgan.lit.resume`), the
+    validation history, stage progress and the run's logger."""
     from hydra.utils import instantiate
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
     from ranksrgan.lit.history import ValidationHistory
     from ranksrgan.lit.last_checkpoint import LastCheckpoint
     from ranksrgan.lit.progress import StageProgress
+    from ranksrgan.lit.resume import Interruption, RandomState
 
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
     extra = kwargs.pop("callbacks", None) or {}
@@ -105,13 +109,12 @@ def make_trainer(
         save_top_k=1,
         auto_insert_metric_name=False,
     )
-    progress = StageProgress(
-        f"stage {position[0]}/{position[1]} {stage.kind} {stage.name}",
-        stage.steps,
-        unit="step" if stage.kind == "ranker" else "it",
-        steps_per_unit=max(1, max_steps // max(1, stage.steps)),
-    )
-    callbacks = [checkpoint, LastCheckpoint(work_dir / "checkpoints"), ValidationHistory(work_dir / HISTORY_FILE), progress]
+    label, unit = f"stage {position[0]}/{position[1]} {stage.kind} {stage.name}", "step" if stage.kind == "ranker" else "it"
+    steps_per_unit = max(1, max_steps // max(1, stage.steps))
+    progress = StageProgress(label, stage.steps, unit=unit, steps_per_unit=steps_per_unit)
+    last = LastCheckpoint(work_dir / "checkpoints")
+    callbacks = [checkpoint, last, ValidationHistory(work_dir / HISTORY_FILE), progress, RandomState()]
+    callbacks.append(Interruption(last, label, stage.steps, unit=unit, steps_per_unit=steps_per_unit))
     callbacks += [instantiate(c) for c in extra.values()]
     logger = make_logger(cfg, stage, work_dir)
     if logger is not None:
@@ -191,7 +194,10 @@ def run_stage(
         resume = decision.action == "resume" and last.is_file()
         log.info("training %s %s (%s) in %s: %s", stage.kind, stage.name, stage.key, work_dir, decision.reason)
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+            with warnings.catch_warnings():
+                if resume:  # the folder holds this stage's own checkpoints
+                    warnings.filterwarnings("ignore", message=f"Checkpoint directory {re.escape(str(last.parent))} exists")
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
         except BaseException:
             if primary and work_dir.is_dir() and not any(p.is_file() for p in work_dir.rglob("*")):
                 shutil.rmtree(work_dir, ignore_errors=True)  # a failed start leaves no empty folder

@@ -108,11 +108,12 @@ def grid_positions(h: int, w: int, patch: int, stride: int) -> list[tuple[int, i
     return [(y, x) for y in range(0, h - patch + 1, stride) for x in range(0, w - patch + 1, stride)]
 
 
-def sample_level_pair(num_levels: int) -> tuple[int, int]:
-    """Two different levels, the unordered pair uniform over all ``L(L-1)/2`` pairs, order random."""
+def sample_level_pair(num_levels: int, generator: torch.Generator | None = None) -> tuple[int, int]:
+    """Two different levels, the unordered pair uniform over all ``L(L-1)/2`` pairs, order random
+    (from ``generator``, else torch's global RNG)."""
     pairs = list(itertools.combinations(range(num_levels), 2))
-    i, j = pairs[int(torch.randint(len(pairs), ()))]
-    return (j, i) if bool(torch.rand(()) < 0.5) else (i, j)
+    i, j = pairs[int(torch.randint(len(pairs), (), generator=generator))]
+    return (j, i) if bool(torch.rand((), generator=generator) < 0.5) else (i, j)
 
 
 def pair_item(
@@ -162,8 +163,11 @@ def _window_sharpness(img: np.ndarray, windows: Sequence[tuple[int, int]], patch
     return sharpness(x).numpy()
 
 
-def random_window(img: np.ndarray, patch: int, min_sharpness: float = 0.0, tries: int = 16) -> tuple[int, int]:
-    """Uniform top-left corner of a ``patch`` window in the ``H×W×3`` image (torch global RNG).
+def random_window(
+    img: np.ndarray, patch: int, min_sharpness: float = 0.0, tries: int = 16, generator: torch.Generator | None = None
+) -> tuple[int, int]:
+    """Uniform top-left corner of a ``patch`` window in the ``H×W×3`` image (from ``generator``,
+    else torch's global RNG).
 
     With ``min_sharpness > 0`` up to ``tries`` windows are drawn and the first whose sharpness
     (:func:`ranksrgan.data.rank.patch_scores.sharpness`) reaches it is returned, else the sharpest.
@@ -171,7 +175,10 @@ def random_window(img: np.ndarray, patch: int, min_sharpness: float = 0.0, tries
     h, w = img.shape[:2]
 
     def draw() -> tuple[int, int]:
-        return int(torch.randint(0, h - patch + 1, ())), int(torch.randint(0, w - patch + 1, ()))
+        return (
+            int(torch.randint(0, h - patch + 1, (), generator=generator)),
+            int(torch.randint(0, w - patch + 1, (), generator=generator)),
+        )
 
     if min_sharpness <= 0:
         return draw()

@@ -18,18 +18,18 @@ device), these degradations run on the CPU in the DataLoader workers: albumentat
 ``H×W×3`` uint8 arrays (OpenCV / numpy). 16-bit images are rounded to 8 bits first; every
 output is 8-bit, as a stored degraded image would be.
 
-Reproducibility: every item carries an integer seed (drawn from torch's global RNG in the worker
-for training items, so ``pl.seed_everything(s, workers=True)`` fixes it; a fixed function of the
-index for validation). Every level of an item is made by its transform after
+Reproducibility: every item carries an integer seed (drawn from the training item's key,
+:mod:`ranksrgan.data.sampling`, a pure function of the run's seed, the epoch and the index; a
+fixed function of the index for validation). Every level of an item is made by its transform after
 ``set_random_seed(seed)``: the same item, level and seed always give the same image, on any
 machine, and the levels of one item share their random draws (motion direction, noise pattern),
 so that they differ by the level alone.
 
-Geometric augmentation (random flips and transpose, torch's RNG as in every family) is applied
-to the clean patch before it is degraded, so every level of a rank tuple has the same geometry by
-construction. albumentations' multi-image targets would do the same on the degraded images, but
-draw from their own RNG, which ``pl.seed_everything`` does not reach, and would add one more
-object per item for what our three-line :func:`ranksrgan.data.rank.apply_flips` does.
+Geometric augmentation (random flips and transpose, from the item's key as in every family) is
+applied to the clean patch before it is degraded, so every level of a rank tuple has the same
+geometry by construction. albumentations' multi-image targets would do the same on the degraded
+images, but draw from their own RNG and would add one more object per item for what our
+three-line :func:`ranksrgan.data.rank.apply_flips` does.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from torch.utils.data import Dataset
 from ranksrgan.configs import plain
 from ranksrgan.data.rank import apply_flips, check_levels, pair_item, random_flips, random_window, sample_level_pair
 from ranksrgan.data.rank.distortion import _MAX_SEED, HRRankDataModule, HRWindowDataset
+from ranksrgan.data.sampling import SampleKey, key_generator
 from ranksrgan.io import convert_depth, to_tensor
 
 __all__ = ["Degradation", "DegradationPairDataset", "DegradationTupleDataset", "AlbumentationsRankDataModule"]
@@ -167,15 +168,17 @@ class DegradationPairDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
+        index, gen = key_generator(key)
         img = self.images[index % len(self.images)]
         p = self.patch_size
-        y, x = random_window(img, p, self.min_sharpness)
+        y, x = random_window(img, p, self.min_sharpness, generator=gen)
         hr = _to_uint8(img[y : y + p, x : x + p])
         if self.augment:
-            hr = apply_flips(hr, random_flips())
-        k1, k2 = sample_level_pair(len(self.degradation))
-        seed = int(torch.randint(_MAX_SEED, ()))
+            hr = apply_flips(hr, random_flips(gen))
+        k1, k2 = sample_level_pair(len(self.degradation), gen)
+        seed = int(torch.randint(_MAX_SEED, (), generator=gen))
         d = self.degradation
         return pair_item(d.tensor(hr, k1, seed), d.tensor(hr, k2, seed), k1, k2, d.values[k1], d.values[k2])
 

@@ -14,9 +14,9 @@ Outputs are clamped to [0, 1] and rounded to 8-bit levels, as stored distorted i
 
 The loaders yield CLEAN HR patches; the distortion is done batched in
 :meth:`DistortionRankDataModule.on_after_batch_transfer`, i.e. on the GPU when training there.
-Reproducibility: every item carries an integer ``seed`` (drawn from torch's global RNG in the
-worker for training items, so ``pl.seed_everything(s, workers=True)`` fixes it; a fixed function
-of the index for validation). Noise for image slot ``j`` of an item comes from a
+Reproducibility: every item carries an integer ``seed`` (drawn from the training item's key,
+:mod:`ranksrgan.data.sampling`, a pure function of the run's seed, the epoch and the index; a
+fixed function of the index for validation). Noise for image slot ``j`` of an item comes from a
 ``torch.Generator`` on the batch's device seeded with ``seed·8 + j``: the same seeds give the
 same images on the same device type (CPU and CUDA generators differ).
 """
@@ -43,6 +43,7 @@ from ranksrgan.data.rank import (
     sample_level_pair,
     val_windows,
 )
+from ranksrgan.data.sampling import SampleKey, key_generator
 from ranksrgan.io import to_tensor
 from ranksrgan.ops.color import quantize_uint8
 
@@ -140,19 +141,21 @@ class HRPatchDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
+        index, gen = key_generator(key)
         img = self.images[index % len(self.images)]
         p = self.patch_size
-        y, x = random_window(img, p, self.min_sharpness)
+        y, x = random_window(img, p, self.min_sharpness, generator=gen)
         hr = to_tensor(np.ascontiguousarray(img[y : y + p, x : x + p]))
         if self.augment:
-            hr = apply_flips(hr, random_flips())
-        k1, k2 = sample_level_pair(self.num_levels)
+            hr = apply_flips(hr, random_flips(gen))
+        k1, k2 = sample_level_pair(self.num_levels, gen)
         return {
             "hr": hr,
             "level1": torch.tensor(k1),
             "level2": torch.tensor(k2),
-            "seed": torch.randint(_MAX_SEED, ()),
+            "seed": torch.randint(_MAX_SEED, (), generator=gen),
         }
 
 

@@ -42,6 +42,7 @@ from ranksrgan.data.rank import (
     val_windows,
 )
 from ranksrgan.data.rank.distortion import HRRankDataModule
+from ranksrgan.data.sampling import SampleKey, key_generator
 from ranksrgan.io import images_by_stem, mod_sizes, read_matched, to_array, to_tensor
 from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.tiling import resolve_device
@@ -145,16 +146,18 @@ class InterpPairDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
+        index, gen = key_generator(key)
         hr, sr = self.pairs[index % len(self.pairs)]
         p = self.patch_size
-        y, x = random_window(hr, p, self.min_sharpness)
+        y, x = random_window(hr, p, self.min_sharpness, generator=gen)
         hr_t, sr_t = to_tensor(hr[y : y + p, x : x + p]), to_tensor(sr[y : y + p, x : x + p])
-        k1, k2 = sample_level_pair(len(self.lambdas))
+        k1, k2 = sample_level_pair(len(self.lambdas), gen)
         img1 = interpolate(sr_t, hr_t, self.lambdas[k1])
         img2 = interpolate(sr_t, hr_t, self.lambdas[k2])
         if self.augment:
-            flips = random_flips()
+            flips = random_flips(gen)
             img1, img2 = apply_flips(img1, flips), apply_flips(img2, flips)
         return pair_item(img1, img2, k1, k2, self.lambdas[k1], self.lambdas[k2])
 

@@ -47,6 +47,7 @@ from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.rank import apply_flips, bicubic_upscale, grid_positions, pair_item, random_flips, sample_level_pair
 from ranksrgan.data.rank.labels import LABEL_FORMAT, LabelTable, PartWriter, read_labels
 from ranksrgan.data.rank.patch_scores import LABEL_METRICS, combine_metrics, label_metrics, parse_metric_spec
+from ranksrgan.data.sampling import SampleKey, key_generator
 from ranksrgan.io import ImageReadError, decode_image, images_by_stem, list_images, mod_sizes, read_matched, to_tensor
 from ranksrgan.metrics.registry import PIRM
 from ranksrgan.tiling import resolve_device
@@ -400,12 +401,14 @@ class SRPairDataset(Dataset):
         p = self.patch_size
         return to_tensor(np.ascontiguousarray(self.images[loc.image][k][loc.y : loc.y + p, loc.x : loc.x + p]))
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
+        index, gen = key_generator(key)
         loc = self.locations[index]
-        k1, k2 = sample_level_pair(len(loc.levels))
+        k1, k2 = sample_level_pair(len(loc.levels), gen)
         img1, img2 = self._patch(loc, k1), self._patch(loc, k2)
         if self.augment:
-            flips = random_flips()
+            flips = random_flips(gen)
             img1, img2 = apply_flips(img1, flips), apply_flips(img2, flips)
         return pair_item(img1, img2, int(loc.levels[k1]), int(loc.levels[k2]), loc.values[k1], loc.values[k2])
 
