@@ -355,6 +355,6 @@ def test_store_list_names_experiment_and_data_and_explains_missing_numbers(tmp_p
     assert lines[4:] == [
         "[1] no validation logged best/val/srocc / val/srocc for this stage",
         "[2] the last validation's val/niqe is NaN: undefined for constant or near-constant outputs, or a diverged network",
-        "[3] no validation gave a finite best/val/niqe, so no checkpoint was ranked best (the stored one is not a best)",
+        "[3] no validation gave a finite val/niqe, so none was best: the stored network is the first validation's",
     ]
     assert not re.search(r"=-?(nan|inf)\b", "\n".join(lines), re.IGNORECASE)

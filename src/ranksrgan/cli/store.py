@@ -54,7 +54,7 @@ def _human(n: float) -> str:
 NOTES = {
     "[1]": "no validation logged {metric} for this stage",
     "[2]": "the last validation's {metric} is NaN: undefined for constant or near-constant outputs, or a diverged network",
-    "[3]": "no validation gave a finite {metric}, so no checkpoint was ranked best (the stored one is not a best)",
+    "[3]": "no validation gave a finite {metric}, so none was best: the stored network is the first validation's",
 }
 
 
@@ -102,7 +102,8 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
             text, note = _metric(r, prefix)
             if note:
                 monitor = (r.get("config") or {}).get("ranker" if r["kind"] == "ranker" else "gan", {}).get("monitor")
-                notes.setdefault(note, set()).add(f"{prefix}{monitor}" if monitor else "its monitored metric")
+                named = f"{prefix}{monitor}" if note == "[1]" else monitor  # [2], [3]: the validation metric itself
+                notes.setdefault(note, set()).add(named or "its monitored metric")
             cells.append(f"{text} {note}" if note else text)
         experiment = (r.get("origin") or {}).get("experiment") or "-"
         print(
