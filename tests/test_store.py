@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,100 @@ def test_interp_ranker_record_names_the_generator_file_it_ran_on(tiny_run):
     assert interp["config"]["ranker"]["datamodule"]["sr"] == str(result["stages"]["srgan"])
     assert interp["key_config"]["ranker"]["datamodule"]["sr"] == "srgan"
     assert interp["deps"] == {"srgan": next(s.key for s in result["all"] if s.name == "srgan")}
+
+
+def _record(store: StageStore, stage: pipeline.Stage, key: str, mtime: float, **config: object) -> None:
+    """A stored record of ``stage``'s name whose key payload has ``config`` changes (dotted keys)."""
+    from omegaconf import OmegaConf
+
+    payload = stage.payload()
+    changed = OmegaConf.create(payload["config"])
+    for dotted, value in config.items():
+        OmegaConf.update(changed, dotted, value, force_add=True)
+    record = {**payload, "name": stage.name, "key": key, "config": {}, "key_config": OmegaConf.to_container(changed)}
+    path = store.record_path(stage.kind, stage.name, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    import os
+
+    os.utime(path, (mtime, mtime))
+
+
+def test_a_stage_to_train_is_explained_against_the_most_similar_stored_one(tmp_path):
+    """After a smoke run, a one-key change names that key, not the newest stage's many differences."""
+    from ranksrgan.store import count_changes
+
+    overrides = ["gan=srresnet", f"paths.root={tmp_path}"]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+        (stage,) = pipeline.Planner(cfg, overrides).plan()
+        store = StageStore(cfg.paths.store)
+        _record(store, stage, "aaaaaaaaaaaa", 1000.0, **{"gan.max_steps": 5})  # older, one key
+        many = {"gan.max_steps": 2, "gan.val_check_interval": 2, "seed": 7, "data.batch_size": 2, "data.hr_patch_size": 32}
+        _record(store, stage, "bbbbbbbbbbbb", 2000.0, **many)  # newest, five keys
+        decision = pipeline.decide(cfg, stage, store)
+    assert decision.action == "train"
+    assert decision.reason == f"differs from srresnet-aaaaaaaaaaaa: config: gan.max_steps 5 -> {stage.steps}"
+    newest = next(r for r in store.records() if r["key"] == "bbbbbbbbbbbb")
+    old = {**newest, "config": newest["key_config"]}
+    assert count_changes(old, stage.payload()) == 5
+    assert count_changes({**old, "world_size": 2, "inputs": {**old["inputs"], "x": "1"}}, stage.payload()) == 7
+
+
+def test_a_dry_run_that_would_stop_exits_2_and_says_why(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}  # no VGG19 weights there
+    args = [sys.executable, "train.py", "gan=srgan", "dry_run=true", f"paths.root={tmp_path}"]
+    proc = subprocess.run(args, cwd=Path(CONF).parent, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2 and "Plan (2 stages" in proc.stdout and "Before this can run" not in proc.stdout
+    hub = tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    assert proc.stderr.strip().splitlines() == [
+        f"ranksrgan-train: error: {hub}: VGG19 ImageNet weights for the perceptual loss of gan=srgan are not downloaded yet "
+        "(copy it there from a machine with internet, or set gan.module.perceptual.pretrained=false (random VGG))"
+    ]
+
+
+def test_store_list_names_experiment_and_data_and_explains_missing_numbers(tmp_path, capsys):
+    from ranksrgan.nets import Ranker
+
+    store = StageStore(tmp_path)
+    gan = {"monitor": "val/niqe"}
+    records = [
+        (
+            "generator",
+            "rankrbri",
+            "aaaa00000001",
+            {"val/niqe": float("nan"), "best/val/niqe": float("inf")},
+            {"gan": gan},
+            "demo",
+        ),
+        ("generator", "srgan", "aaaa00000002", {"val/niqe": 6.4213, "best/val/niqe": 6.1}, {"gan": gan}, "fig22"),
+        ("ranker", "blur", "aaaa00000003", {}, {"ranker": {"monitor": "val/srocc", "datamodule": {"train_hr": ["/d/HR"]}}}, None),
+    ]
+    for i, (kind, name, key, metrics, config, experiment) in enumerate(records):
+        origin = {"experiment": experiment, "data": "folders" if kind == "ranker" else "demo"}
+        store.publish(
+            Ranker(variant="vgg8", num_features=4),
+            {"kind": kind, "name": name, "key": key, "metrics": metrics, "config": config, "origin": origin},
+        )
+        path = store.record_path(kind, name, key)
+        import os
+
+        os.utime(path, (1000.0 - i, 1000.0 - i))
+    assert store_cli.main(["--store", str(tmp_path), "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:4]]
+    assert [(r[1], r[3:5], r[-2:]) for r in rows[:2]] == [
+        ("rankrbri", ["niqe=undefined", "[2]"], ["demo", "demo"]),
+        ("srgan", ["niqe=6.421", "niqe=6.1"], ["fig22", "demo"]),
+    ]
+    assert rows[0][5:7] == ["-", "[3]"] and rows[2][3:7] == ["-", "[1]", "-", "[1]"] and rows[2][-2:] == ["-", "/d/HR"]
+    assert lines[4:] == [
+        "[1] no validation logged best/val/srocc / val/srocc for this stage",
+        "[2] the last validation's val/niqe is NaN: undefined for constant or near-constant outputs, or a diverged network",
+        "[3] no validation gave a finite val/niqe, so none was best: the stored network is the first validation's",
+    ]
+    assert not re.search(r"=-?(nan|inf)\b", "\n".join(lines), re.IGNORECASE)

@@ -28,7 +28,7 @@ from typing import Any
 from ranksrgan.fingerprint import file_digest
 from ranksrgan.io import atomic_write_bytes
 
-__all__ = ["KINDS", "StageStore", "flatten", "describe_change"]
+__all__ = ["KINDS", "StageStore", "flatten", "count_changes", "describe_change"]
 
 #: Stage kinds and their folders.
 KINDS = {"ranker": "rankers", "generator": "generators"}
@@ -195,6 +195,20 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if not out and prefix:
         out[prefix] = node
     return out
+
+
+def count_changes(old: dict[str, Any], new: dict[str, Any]) -> int:
+    """How many entries differ between two key payloads: config keys (flattened), input paths,
+    dependencies, and the world size and version (one each)."""
+    count = sum(old.get(f) != new.get(f) for f in ("world_size", "version"))
+    for field in ("inputs", "deps"):
+        a, b = old.get(field) or {}, new.get(field) or {}
+        count += sum(a.get(k) != b.get(k) for k in set(a) | set(b))
+    a, b = flatten(old.get("config") or {}), flatten(new.get("config") or {})
+    return count + sum(a.get(k, _UNSET) != b.get(k, _UNSET) for k in set(a) | set(b))
+
+
+_UNSET = object()
 
 
 def describe_change(old: dict[str, Any], new: dict[str, Any], limit: int = 4) -> str:

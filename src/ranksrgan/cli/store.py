@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import time
@@ -49,13 +50,41 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _metric(record: dict, prefix: str) -> str:
+#: Footnotes of ``list`` for values that are not numbers: marker -> text ({metric} filled in).
+NOTES = {
+    "[1]": "no validation logged {metric} for this stage",
+    "[2]": "the last validation's {metric} is NaN: undefined for constant or near-constant outputs, or a diverged network",
+    "[3]": "no validation gave a finite {metric}, so none was best: the stored network is the first validation's",
+}
+
+
+def _metric(record: dict, prefix: str) -> tuple[str, str | None]:
+    """``("niqe=6.42", None)``, or a placeholder and the footnote marker (:data:`NOTES`) that explains it."""
     metrics = record.get("metrics") or {}
     monitor = (record.get("config") or {}).get("ranker" if record["kind"] == "ranker" else "gan", {}).get("monitor")
-    key = f"{prefix}{monitor}" if monitor else None
-    if key and key in metrics:
-        return f"{monitor.split('/')[-1]}={metrics[key]:.4g}"
-    return "-"
+    if not monitor or f"{prefix}{monitor}" not in metrics:
+        return "-", "[1]"
+    name, value = monitor.split("/")[-1], float(metrics[f"{prefix}{monitor}"])
+    if math.isnan(value):
+        return f"{name}=undefined", "[2]"
+    if math.isinf(value):
+        return "-", "[3]"
+    return f"{name}={value:.4g}", None
+
+
+def _data(record: dict) -> str:
+    """The data option the stage was trained on (``demo``, ``div2k``), else its training HR folder."""
+    option = (record.get("origin") or {}).get("data")
+    if option and option != "folders":
+        return str(option)
+    config = record.get("config") or {}
+    node = config.get("data") if record["kind"] == "generator" else (config.get("ranker") or {}).get("datamodule")
+    node = node or {}
+    folders = node.get("train_hr") or node.get("hr") or node.get("labels") or []
+    folders = [folders] if isinstance(folders, str) else list(folders)
+    if not folders:
+        return "-"
+    return str(folders[0]) + (f" (+{len(folders) - 1})" if len(folders) > 1 else "")
 
 
 def _saved_step(checkpoint: Path) -> str:
@@ -84,14 +113,26 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
         print(f"{store.root}: no stored stages")
         _list_unfinished(store, args)
         return 0
-    print(f"{'kind':<9} {'name':<12} {'key':<12} {'last':<16} {'best':<16} {'size':>9}  date")
+    print(f"{'kind':<9} {'name':<12} {'key':<12} {'last':<20} {'best':<20} {'size':>9}  {'date':<16}  {'experiment':<10}  data")
+    notes: dict[str, set[str]] = {}
     for r in records:
         size = _size(Path(r["checkpoint"])) + _size(store.work_dir(r["name"], r["key"]))
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["mtime"]))
+        cells = []
+        for prefix in ("", "best/"):
+            text, note = _metric(r, prefix)
+            if note:
+                monitor = (r.get("config") or {}).get("ranker" if r["kind"] == "ranker" else "gan", {}).get("monitor")
+                named = f"{prefix}{monitor}" if note == "[1]" else monitor  # [2], [3]: the validation metric itself
+                notes.setdefault(note, set()).add(named or "its monitored metric")
+            cells.append(f"{text} {note}" if note else text)
+        experiment = (r.get("origin") or {}).get("experiment") or "-"
         print(
-            f"{r['kind']:<9} {r['name']:<12} {r['key']:<12} {_metric(r, ''):<16} {_metric(r, 'best/'):<16} "
-            f"{_human(size):>9}  {date}"
+            f"{r['kind']:<9} {r['name']:<12} {r['key']:<12} {cells[0]:<20} {cells[1]:<20} {_human(size):>9}  {date:<16}  "
+            f"{experiment:<10}  {_data(r)}"
         )
+    for marker in sorted(notes):
+        print(f"{marker} {NOTES[marker].format(metric=' / '.join(sorted(notes[marker])))}")
     _list_unfinished(store, args)
     return 0
 
@@ -149,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", type=Path, default=None, help="store folder (default: $RANKSRGAN_ROOT/store or ranksrgan_runs/store)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="name, kind, key, last and best metric, size and date of every stored stage")
+    p = sub.add_parser(
+        "list", help="kind, name, key, last and best metric, size, date, experiment and data of every stored stage"
+    )
     p.add_argument("--kind", choices=("ranker", "generator"))
     p.add_argument("--name")
     p = sub.add_parser("show", help="the resolved config and record of one stage, or its difference from another")

@@ -32,8 +32,9 @@ def config_dir() -> str:
 def train(cfg: DictConfig) -> float | None:
     """Run the pipeline for ``cfg``; print the summary; return the final stage's monitored metric.
 
-    Problems with the command (nothing to train, missing inputs, bad values, missing VGG19
-    weights offline) are printed as one line each, without a traceback, and exit with status 2.
+    Problems with the command (nothing to train, missing inputs, bad values, command-line values
+    that do not reach their stage, missing VGG19 weights offline) are printed as one line each,
+    without a traceback, and exit with status 2; so does a dry run that finds them.
     Ctrl-C or SIGTERM during a stage saves its current step, prints what was saved and the command
     that resumes (:class:`~ranksrgan.lit.resume.Interruption`) and exits with 128 + the signal.
     """
@@ -46,8 +47,16 @@ def train(cfg: DictConfig) -> float | None:
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     try:
         if cfg.dry_run:
-            print(pipeline.describe_plan(cfg, pipeline.Planner(cfg, overrides).plan()))
+            stages = pipeline.Planner(cfg, overrides).plan()
+            print(pipeline.describe_plan(cfg, stages, with_problems=False))
+            problems = pipeline.blocking_problems(cfg, stages)
+            if problems:
+                raise pipeline.PlanError(problems)
             return None
+        if HydraConfig.initialized():
+            from ranksrgan.cli.sweep import check_job
+
+            check_job(HydraConfig.get(), cfg, overrides)
         result = pipeline.run(cfg, overrides)
     except (pipeline.PlanError, FileNotFoundError) as err:
         lines = err.problems if isinstance(err, pipeline.PlanError) else [str(err)]

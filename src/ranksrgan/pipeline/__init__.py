@@ -19,6 +19,9 @@ command-line overrides (``experiment=...``, ``data...``, ``trainer...``); the gr
 architecture (``gan.module.generator...``), which every generator stage shares. Then the
 ``stages`` dict of the config is merged into the stage's section, most specific last:
 ``stages.all`` < ``stages.rankers`` / ``stages.generators`` < ``stages.<stage name>``.
+A command-line ``gan.*`` / ``ranker.*`` / ``data.*`` value that a ``stages`` entry replaces in a
+stage it addresses stops the run before anything trains, with the ``++stages...`` override that
+reaches it (:func:`~ranksrgan.pipeline.planning.unreached_overrides`; ``docs/sweeps.md``).
 
 **Stage key.** The SHA-256 (12 hex digits) of everything that decides the stage's result:
 
@@ -34,7 +37,9 @@ architecture (``gan.module.generator...``), which every generator stage shares. 
 Finished stages live in :class:`ranksrgan.store.StageStore`. With ``reuse_stages=true`` a finished
 stage of the same key is reused and an unfinished one resumes from its ``last.ckpt``. With
 ``reuse_stages=false`` every stage trains from step 0 in a fresh work folder (an old one is moved
-aside to ``<name>-<key>.old-<time>``). ``dry_run=true`` prints the plan and what each stage will do.
+aside to ``<name>-<key>.old-<time>``). ``dry_run=true`` prints the plan and what each stage will do
+(a stage to train is compared with the most similar stored stage of its name), and exits with
+status 2 when something would stop the real run.
 
 The pipeline is three modules, in the order a run uses them: :mod:`~ranksrgan.pipeline.planning`
 (stages, keys, inputs, decisions, checks), :mod:`~ranksrgan.pipeline.training` (one Trainer per
@@ -50,11 +55,15 @@ from ranksrgan.pipeline.planning import (
     PlanError,
     Planner,
     Stage,
+    blocking_problems,
     check_values,
+    closest_record,
     decide,
     is_recipe,
     preflight,
+    run_origin,
     stage_inputs,
+    unreached_overrides,
     world_size,
 )
 from ranksrgan.pipeline.reporting import describe_plan, stored_stages, summary
@@ -69,7 +78,9 @@ __all__ = [
     "PlanError",
     "Planner",
     "Stage",
+    "blocking_problems",
     "check_values",
+    "closest_record",
     "decide",
     "describe_plan",
     "is_primary_process",
@@ -78,9 +89,11 @@ __all__ = [
     "make_trainer",
     "preflight",
     "run",
+    "run_origin",
     "run_stage",
     "stage_inputs",
     "stored_stages",
     "summary",
+    "unreached_overrides",
     "world_size",
 ]

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 import ranksrgan
 from ranksrgan.checkpoints import is_checkpoint_path
 from ranksrgan.fingerprint import path_digest
-from ranksrgan.store import StageStore, describe_change
+from ranksrgan.store import StageStore, count_changes, describe_change
 
 __all__ = [
     "NO_EFFECT_KEYS",
@@ -33,8 +33,14 @@ __all__ = [
     "is_recipe",
     "stage_inputs",
     "check_values",
+    "CHECKED_GROUPS",
+    "chosen_option",
+    "run_origin",
+    "unreached_overrides",
     "preflight",
+    "blocking_problems",
     "decide",
+    "closest_record",
 ]
 
 
@@ -73,6 +79,7 @@ class Stage:
         inputs: ``{path: fingerprint}`` of the files and folders it reads.
         world_size: processes of the run (devices × nodes).
         ignored: dotted config keys left out of the key (no effect on the result).
+        origin: the run's ``experiment`` and ``data`` options (:func:`run_origin`); recorded, not in the key.
     """
 
     kind: str
@@ -82,6 +89,7 @@ class Stage:
     inputs: dict[str, str] = field(default_factory=dict)
     world_size: int = 1
     ignored: tuple[str, ...] = ()
+    origin: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def section(self) -> DictConfig:
@@ -142,6 +150,8 @@ class Planner:
         self.world_size = world_size(cfg.trainer)
         #: problems found while planning (missing inputs, bad values); :meth:`plan` raises them together
         self.problems: list[str] = []
+        #: ``(group, name) -> composed config`` of every variant, before the ``stages`` settings
+        self.composed: dict[tuple[str, str], DictConfig] = {}
         if cfg.data.get("build_demo"):
             # The demo images are inputs of every stage: they must exist before they are fingerprinted.
             from ranksrgan.data.demo import build_demo_dataset
@@ -169,6 +179,7 @@ class Planner:
         return self._with_stage_settings(cfg, group, name)
 
     def _with_stage_settings(self, cfg: DictConfig, group: str, name: str) -> DictConfig:
+        self.composed[(group, name)] = cfg
         settings = self.cfg.get("stages") or {}
         kind = "rankers" if group == "ranker" else "generators"
         layers = [(label, settings.get(label)) for label in ("all", kind, name)]
@@ -199,8 +210,11 @@ class Planner:
             if k in self.cfg.trainer
         ]
         stages = self._plan()
+        self.problems += unreached_overrides(self.cfg, self.overrides, stages, self.composed)
+        origin = run_origin(self.overrides)
         for stage in stages:
             self.problems += check_values(stage)
+            stage.origin = origin
         if self.problems:
             raise PlanError(list(dict.fromkeys(self.problems)))
         return stages
@@ -428,6 +442,138 @@ def check_values(stage: Stage) -> list[str]:
     return problems
 
 
+def chosen_option(overrides: list[str], group: str) -> str | None:
+    """The option the command line chose for a config group (``experiment=demo`` -> "demo"), or None."""
+    for override in reversed(overrides):
+        key, sep, value = override.partition("=")
+        if sep and key.lstrip("+") == group:
+            return None if value in ("null", "") else value
+    return None
+
+
+def run_origin(overrides: list[str]) -> dict[str, str | None]:
+    """``{"experiment": ..., "data": ...}``: the options the run was composed with (Hydra's choices
+    under ``train.py``; else the command's own ``experiment=`` / ``data=`` overrides)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    return {group: choices.get(group, chosen_option(overrides, group)) for group in ("experiment", "data")}
+
+
+#: Config groups whose command-line values must reach the stages they address (:func:`unreached_overrides`).
+CHECKED_GROUPS = ("gan", "ranker", "data")
+
+
+def unreached_overrides(
+    cfg: DictConfig, overrides: list[str], stages: list[Stage], composed: dict[tuple[str, str], DictConfig]
+) -> list[str]:
+    """Command-line values of ``gan.*``, ``ranker.*`` and ``data.*`` that a stage they address does
+    not hold in the end, one line each: it names the ``stages`` entry that replaced the value and
+    the override that reaches the stage.
+
+    ``gan.*`` addresses the recipe the command selected (``gan.module.generator...``: every
+    generator stage), ``ranker.*`` the selected Ranker, ``data.*`` every generator stage and the
+    Ranker settings that interpolate it (``train_hr: ${data.train_hr}``). ``composed`` maps
+    ``(group, name)`` to the stage's config before its ``stages`` settings (:attr:`Planner.composed`).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    settings = OmegaConf.to_container(cfg.get("stages") or OmegaConf.create({}), resolve=False)
+    problems: list[str] = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        group, dot, rel = key.partition(".")
+        if not dot or group not in CHECKED_GROUPS or override.is_delete() or override.is_sweep_override():
+            continue
+        text = override.input_line.split("=", 1)[1] if override.input_line else override.get_value_element_as_str()
+        wanted = _value(cfg, key)
+        for stage in stages:
+            if group in ("gan", "ranker"):
+                selected = cfg.get(group) is not None and cfg[group].name == stage.name
+                if (stage.kind == "ranker") != (group == "ranker"):
+                    continue
+                if not selected and not (group == "gan" and rel.startswith("module.generator")):
+                    continue
+                if _value(stage.cfg, key) != wanted:
+                    problems.append(_unreached(settings, overrides, stage, key, text, rel, rel))
+            elif stage.kind == "generator":
+                if _value(stage.cfg, key) != wanted:
+                    problems.append(f"{key}={text} does not reach gan={stage.name}: its config holds {_value(stage.cfg, key)!r}")
+            else:
+                raw = composed.get(("ranker", stage.name))
+                for path, source in _data_interpolations(raw.ranker if raw is not None else None):
+                    if key == source or key.startswith(source + "."):
+                        inner = path + key[len(source) :]
+                        if _value(raw, f"ranker.{inner}") != _value(stage.cfg, f"ranker.{inner}"):
+                            problems.append(_unreached(settings, overrides, stage, key, text, path, inner))
+    return [p for p in dict.fromkeys(problems) if p]
+
+
+_ABSENT = object()
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_resolution_failure=False)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _data_interpolations(section: DictConfig | None) -> list[tuple[str, str]]:
+    """``(path in the section, "data.<key>")`` of every value that is exactly ``${data.<key>}``."""
+    if section is None:
+        return []
+    from ranksrgan.store import flatten
+
+    found = []
+    for path, value in flatten(OmegaConf.to_container(section, resolve=False)).items():
+        if isinstance(value, str) and value.startswith("${data.") and value.endswith("}") and value.count("${") == 1:
+            found.append((path, value[2:-1]))
+    return found
+
+
+def _unreached(settings: dict, overrides: list[str], stage: Stage, key: str, text: str, path: str, inner: str) -> str | None:
+    """The line for ``key=text``, which ``stage`` does not hold. ``path``: the setting of the stage's
+    section the value reaches it through; ``inner``: the setting the value is for (below ``path``).
+    None for a ``data.*`` value that a Ranker's own setting on the same command line replaces
+    (``+stages.rankers.datamodule.train_hr=...``: asked for)."""
+    section = "ranker" if stage.kind == "ranker" else "gan"
+    where = f"{section}={stage.name}"
+    found = _replacing_entry(
+        settings, ("all", "rankers" if stage.kind == "ranker" else "generators", stage.name), path.split(".")
+    )
+    if found is None:
+        return f"{key}={text} does not reach {where}: its config holds {_value(stage.cfg, f'{section}.{inner}')!r}"
+    label, entry = found
+    entry_key = ".".join(["stages", label, *entry])
+    from_command = any(o.lstrip("+~").startswith(f"stages.{label}.") for o in overrides)
+    experiment = chosen_option(overrides, "experiment")
+    origin = "the command line" if from_command else f"experiment={experiment}" if experiment else "the config"
+    if from_command and not key.startswith(f"{section}."):
+        return None
+    # stages.<name> reaches this stage only; a value inside a list goes where that list is set.
+    plain = len(entry) == len(path.split(".")) and inner == path
+    target = stage.name if label == stage.name or plain else label
+    head = f"{key}={text}" if key == f"{section}.{inner}" else f"{key}={text} does not reach {where}: {section}.{inner}"
+    return f"{head} is replaced by {entry_key} from {origin}; set ++stages.{target}.{inner}={text} instead"
+
+
+def _replacing_entry(settings: dict, labels: tuple[str, ...], parts: list[str]) -> tuple[str, list[str]] | None:
+    """The most specific ``stages`` layer that sets ``parts`` (or a list or value above it), as
+    ``(label, path of that entry)``; None if no layer does."""
+    for label in reversed(labels):
+        node = settings.get(label)
+        if not isinstance(node, dict):
+            continue
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict):
+                return label, parts[:i]
+            if part not in node:
+                break
+            node = node[part]
+        else:
+            return label, parts
+    return None
+
+
 #: Free space below which a run does not start (checkpoints of one stage are tens of MB to GBs).
 MIN_FREE_BYTES = 512 * 2**20
 
@@ -536,7 +682,25 @@ def decide(cfg: DictConfig, stage: Stage, store: StageStore, run_started: float 
     others = [r for r in store.records(stage.kind, stage.name) if r.get("key") != stage.key]
     if not others:
         return Decision("train", "no stored stage of this name")
-    latest = others[0]
-    old = {k: latest.get(k) for k in ("config", "inputs", "deps", "world_size", "version")}
-    old["config"] = latest.get("key_config", latest.get("config"))
-    return Decision("train", f"differs from {stage.name}-{latest['key']}: {describe_change(old, stage.payload())}")
+    payload = stage.payload()
+    closest = closest_record(others, payload)
+    return Decision("train", f"differs from {stage.name}-{closest['key']}: {describe_change(_key_payload(closest), payload)}")
+
+
+def _key_payload(record: dict[str, Any]) -> dict[str, Any]:
+    """The key payload a stored record was keyed by (``key_config``; ``config`` in older records)."""
+    old = {k: record.get(k) for k in ("config", "inputs", "deps", "world_size", "version")}
+    old["config"] = record.get("key_config", record.get("config"))
+    return old
+
+
+def closest_record(records: list[dict[str, Any]], payload: dict[str, Any]) -> dict[str, Any]:
+    """The stored record whose key payload differs from ``payload`` in the fewest entries (config
+    keys, inputs, dependencies, world size, version); the newest of equals (``records`` newest first)."""
+    return min(records, key=lambda r: count_changes(_key_payload(r), payload))
+
+
+def blocking_problems(cfg: DictConfig, stages: list[Stage], download: bool = False) -> list[str]:
+    """:func:`preflight` of the stages that will not be reused: what would stop the real run."""
+    store = StageStore(cfg.paths.store)
+    return preflight(cfg, [s for s in stages if decide(cfg, s, store).action != "reuse"], download=download)

@@ -10,14 +10,16 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ranksrgan.lit.history import HISTORY_FILE, load_history
-from ranksrgan.pipeline.planning import Stage, decide, preflight
+from ranksrgan.pipeline.planning import Stage, blocking_problems, decide
 from ranksrgan.store import StageStore
 
 __all__ = ["PLUMBING_ITERATIONS", "SUMMARY_METRICS", "describe_plan", "summary", "stored_stages"]
 
 
-def describe_plan(cfg: DictConfig, stages: list[Stage]) -> str:
-    """One line per stage: order, kind, name, key, steps, action, dependencies, reason."""
+def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = True) -> str:
+    """One line per stage: order, kind, name, key, steps, action, dependencies, reason; then, with
+    ``with_problems``, what would stop the real run (:func:`~ranksrgan.pipeline.planning.blocking_problems`).
+    A stage to train is compared with the most similar stored stage of its name."""
     store = StageStore(cfg.paths.store)
     header = f"{'#':>2}  {'kind':<9} {'name':<12} {'key':<12} {'steps':>8}  {'action':<6}  {'depends on':<24} why"
     lines = [f"Plan ({len(stages)} stages, reuse_stages={str(bool(cfg.reuse_stages)).lower()}):", header]
@@ -28,7 +30,7 @@ def describe_plan(cfg: DictConfig, stages: list[Stage]) -> str:
             f"{i:>2}  {stage.kind:<9} {stage.name:<12} {stage.key:<12} {stage.steps:>8}  {decision.action:<6}  {deps:<24} "
             f"{decision.reason}"
         )
-    problems = preflight(cfg, [s for s in stages if decide(cfg, s, store).action != "reuse"], download=False)
+    problems = blocking_problems(cfg, stages) if with_problems else []
     if problems:
         lines += ["Before this can run:"] + [f"  - {p}" for p in problems]
     return "\n".join(lines)

@@ -234,7 +234,7 @@ def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, f
     The record's ``config`` is what the stage ran with: the interpolation Ranker's ``sr`` recipe is
     replaced by the generator file it resolved to, so that its data module can be instantiated
     again (notebooks do); a GAN's Rankers and starting point keep their names (``deps`` maps them
-    to keys). ``key_config`` is what the key hashed."""
+    to keys). ``key_config`` is what the key hashed; ``origin`` the run's experiment and data options."""
     from ranksrgan.checkpoints import load_generator, load_ranker
 
     net = load_ranker(source) if stage.kind == "ranker" else load_generator(source)
@@ -255,6 +255,7 @@ def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, f
         "deps": payload["deps"],
         "world_size": payload["world_size"],
         "version": payload["version"],
+        "origin": stage.origin,
     }
     return store.publish(net, record)
 
