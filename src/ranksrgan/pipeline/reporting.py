@@ -17,7 +17,10 @@ __all__ = ["PLUMBING_ITERATIONS", "SUMMARY_METRICS", "describe_plan", "summary",
 
 
 def describe_plan(cfg: DictConfig, stages: list[Stage]) -> str:
-    """One line per stage: order, kind, name, key, steps, action, dependencies, reason."""
+    """One line per stage: order, kind, name, key, steps, action, dependencies, reason; then the
+    total steps and the ESTIMATED time of the stages to train (:mod:`ranksrgan.pipeline.estimate`)."""
+    from ranksrgan.pipeline.estimate import describe_estimate
+
     store = StageStore(cfg.paths.store)
     header = f"{'#':>2}  {'kind':<9} {'name':<12} {'key':<12} {'steps':>8}  {'action':<6}  {'depends on':<24} why"
     lines = [f"Plan ({len(stages)} stages, reuse_stages={str(bool(cfg.reuse_stages)).lower()}):", header]
@@ -28,7 +31,9 @@ def describe_plan(cfg: DictConfig, stages: list[Stage]) -> str:
             f"{i:>2}  {stage.kind:<9} {stage.name:<12} {stage.key:<12} {stage.steps:>8}  {decision.action:<6}  {deps:<24} "
             f"{decision.reason}"
         )
-    problems = preflight(cfg, [s for s in stages if decide(cfg, s, store).action != "reuse"], download=False)
+    to_train = [s for s in stages if decide(cfg, s, store).action != "reuse"]
+    lines += describe_estimate(cfg, stages, to_train)
+    problems = preflight(cfg, to_train, download=False)
     if problems:
         lines += ["Before this can run:"] + [f"  - {p}" for p in problems]
     return "\n".join(lines)
