@@ -80,7 +80,9 @@ def estimate_stages(cfg: DictConfig, stages: Sequence[Stage]) -> list[StageEstim
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def describe_estimate(cfg: DictConfig, stages: Sequence[Stage], to_train: Sequence[Stage]) -> list[str]:
@@ -121,6 +123,8 @@ def describe_estimate(cfg: DictConfig, stages: Sequence[Stage], to_train: Sequen
         if images
         else "  no validation image found in data.val_hr: generator validations are not counted"
     )
+    if str(cfg.trainer.get("accelerator")) == "cpu":
+        lines.append("  this run trains on the CPU: the one-GPU estimate does not apply")
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision != "32-true":
         lines.append(f"  this run uses precision {precision}: faster than the assumed 32-true rates (not modelled)")
