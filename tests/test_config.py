@@ -77,8 +77,9 @@ def test_experiments_set_top_level_keys():
     """``_self_`` comes first in config.yaml, so an experiment's ``compare`` and ``stages`` win."""
     fig22 = compose_with(["experiment=fig22"])
     assert list(fig22.compare) == ["srgan", "rankrn", "rankrb", "rankri"]
-    assert fig22.stages.srresnet.max_steps > fig22.stages.generators.max_steps
-    assert "DIV2K_valid_HR" in fig22.data.val_hr[0]
+    assert "DIV2K_valid_HR" in fig22.data.val_hr[0] and fig22.rank_data.val_fraction == 0.1
+    short = compose_with(["experiment=fig22_short"])
+    assert short.stages.srresnet.max_steps > short.stages.generators.max_steps
     assert compose_with(["experiment=demo"]).stages.srresnet.max_steps == 1500
 
 

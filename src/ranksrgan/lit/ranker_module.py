@@ -13,8 +13,10 @@ Losses:
 * ``"mse"`` (the "regression Ranker" ablation, §5.4): ``(mse(s1, value1) + mse(s2, value2)) / 2``
   on the raw label values (metric values for the SR family).
 
-The two images of a pair go through the Ranker in ONE forward pass (``cat([img1, img2])``), so
-BatchNorm sees both levels in its batch statistics.
+Pair forward (``pair_forward``): ``"separate"`` (the authors' code: ``netR(img1)``, then
+``netR(img2)``; in training mode each pass normalises with its own batch statistics and updates
+the running ones) or ``"joint"`` (ONE pass over ``cat([img1, img2])``: BatchNorm's statistics mix
+both images of every pair).
 
 Validation (every level of each location, ``{"images": B×L×3×p×p, "levels": B×L}``):
 
@@ -45,9 +47,10 @@ from torchmetrics.functional import spearman_corrcoef
 
 from ranksrgan.nets import Ranker, net_spec
 
-__all__ = ["RankerModule", "pair_accuracy"]
+__all__ = ["PAIR_FORWARDS", "RankerModule", "pair_accuracy"]
 
 LOSSES = ("margin", "mse")
+PAIR_FORWARDS = ("separate", "joint")
 
 
 def pair_accuracy(scores: torch.Tensor, levels: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
@@ -78,6 +81,8 @@ class RankerModule(pl.LightningModule):
         betas: Adam betas.
         lr_step: StepLR period in optimiser steps.
         lr_gamma: StepLR factor.
+        pair_forward: ``"separate"`` (two passes, the authors' code) or ``"joint"`` (one pass over
+            both images of the pairs; see the module docstring).
     """
 
     def __init__(
@@ -92,10 +97,13 @@ class RankerModule(pl.LightningModule):
         betas: Sequence[float] = (0.9, 0.999),
         lr_step: int = 100_000,
         lr_gamma: float = 0.5,
+        pair_forward: str = "separate",
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if pair_forward not in PAIR_FORWARDS:
+            raise ValueError(f"pair_forward must be one of {PAIR_FORWARDS}, got {pair_forward!r}")
         if score_clamp is not None and score_clamp <= 0:
             raise ValueError(f"score_clamp must be > 0 or None, got {score_clamp}")
         if lr_step < 1:
@@ -113,6 +121,7 @@ class RankerModule(pl.LightningModule):
                 "betas": [float(b) for b in betas],
                 "lr_step": int(lr_step),
                 "lr_gamma": float(lr_gamma),
+                "pair_forward": str(pair_forward),
             }
         )
         self.ranker = Ranker(variant=self.hparams.variant, num_features=self.hparams.num_features)
@@ -126,8 +135,10 @@ class RankerModule(pl.LightningModule):
 
     def pair_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loss, s1, s2)`` of a training batch (see the module docstring)."""
-        scores = self.ranker(torch.cat([batch["img1"], batch["img2"]]))
-        s1, s2 = scores.chunk(2)
+        if self.hparams.pair_forward == "joint":
+            s1, s2 = self.ranker(torch.cat([batch["img1"], batch["img2"]])).chunk(2)
+        else:
+            s1, s2 = self.ranker(batch["img1"]), self.ranker(batch["img2"])
         if self.hparams.loss == "mse":
             loss = 0.5 * (F.mse_loss(s1, batch["value1"].to(s1.dtype)) + F.mse_loss(s2, batch["value2"].to(s2.dtype)))
             return loss, s1, s2

@@ -25,6 +25,7 @@ __all__ = [
     "STAGE_TRAINER_KEYS",
     "TRAINER_KEYS_WITHOUT_EFFECT",
     "MIN_FREE_BYTES",
+    "DOWNLOADS",
     "PlanError",
     "Stage",
     "Planner",
@@ -32,6 +33,8 @@ __all__ = [
     "world_size",
     "is_recipe",
     "stage_inputs",
+    "split_input",
+    "with_download_hints",
     "check_values",
     "CHECKED_GROUPS",
     "chosen_option",
@@ -216,7 +219,7 @@ class Planner:
             self.problems += check_values(stage)
             stage.origin = origin
         if self.problems:
-            raise PlanError(list(dict.fromkeys(self.problems)))
+            raise PlanError(with_download_hints(list(dict.fromkeys(self.problems))))
         return stages
 
     def _plan(self) -> list[Stage]:
@@ -272,14 +275,9 @@ class Planner:
             except (OSError, ValueError) as err:
                 self.problems.append(str(err))
         stage_cfg = _stage_config(cfg, "ranker")
+        inputs = stage_inputs(cfg.ranker, f"ranker={cfg.ranker.name}", self.problems, "ranker")
         stage = Stage(
-            "ranker",
-            cfg.ranker.name,
-            stage_cfg,
-            deps,
-            stage_inputs(cfg.ranker, f"ranker={cfg.ranker.name}", self.problems, "ranker"),
-            self.world_size,
-            tuple(ignored),
+            "ranker", cfg.ranker.name, stage_cfg, deps, {**inputs, **split_input(datamodule)}, self.world_size, tuple(ignored)
         )
         return self._add(stage, stages)
 
@@ -393,6 +391,51 @@ def stage_inputs(node: DictConfig, where: str, problems: list[str] | None = None
 
     walk(OmegaConf.to_container(node, resolve=True), prefix)
     return found
+
+
+def split_input(datamodule: DictConfig) -> dict[str, str]:
+    """The image split of a rank data module that splits its HR pool by image (``val_fraction`` >
+    0): ``{"split of <folders>": "val <n>/<N> sha256:<hex>"}`` (the validation names' digest), a
+    pseudo input of the stage's key and record. Empty without such a split or when a folder is
+    missing (that is reported as a missing input)."""
+    fraction = float(datamodule.get("val_fraction") or 0.0)
+    if fraction <= 0 or "train_hr" not in datamodule:  # the SR family splits its label file instead
+        return {}
+    from ranksrgan.data.rank import image_names, split_by_image
+
+    folders = [str(f) for f in datamodule.train_hr]
+    try:
+        names = list(image_names(folders))
+    except (OSError, ValueError):
+        return {}
+    _, val = split_by_image(names, fraction, int(datamodule.get("split_seed") or 0))
+    digest = hashlib.sha256("\n".join(sorted(val)).encode()).hexdigest()
+    return {f"split of {', '.join(folders)}": f"val {len(val)}/{len(names)} sha256:{digest}"}
+
+
+#: Public data sets that configs name by folder (``conf/data``), and what to download for each.
+DOWNLOADS = {
+    "DIV2K_train_HR": "DIV2K_train_HR.zip (800 PNGs) from data.vision.ee.ethz.ch/cvl/DIV2K and unpack it there",
+    "DIV2K_valid_HR": "DIV2K_valid_HR.zip (100 PNGs) from data.vision.ee.ethz.ch/cvl/DIV2K and unpack it there",
+    "Flickr2K_HR": "Flickr2K.tar (2,650 PNGs, NTIRE 2017, github.com/LimBee/NTIRE2017) and unpack its Flickr2K_HR there",
+}
+
+
+def with_download_hints(problems: list[str]) -> list[str]:
+    """``problems`` with ONE line per missing public data set folder (:data:`DOWNLOADS`) saying
+    what to download, instead of one line per stage that reads it."""
+    out: list[str] = []
+    hinted: set[str] = set()
+    for line in problems:
+        path = line.split(": ", 1)[0]
+        name = Path(path).name
+        if name in DOWNLOADS and line.endswith("does not exist"):
+            if path not in hinted:
+                hinted.add(path)
+                out.append(f"{path}: {name} not found; download {DOWNLOADS[name]}")
+            continue
+        out.append(line)
+    return out
 
 
 def _path_values(key: str, value: Any) -> list[str]:

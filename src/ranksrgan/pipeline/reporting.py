@@ -17,9 +17,12 @@ __all__ = ["PLUMBING_ITERATIONS", "SUMMARY_METRICS", "describe_plan", "summary",
 
 
 def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = True) -> str:
-    """One line per stage: order, kind, name, key, steps, action, dependencies, reason; then, with
-    ``with_problems``, what would stop the real run (:func:`~ranksrgan.pipeline.planning.blocking_problems`).
+    """One line per stage: order, kind, name, key, steps, action, dependencies, reason; the total
+    steps and the ESTIMATED time of the stages to train (:mod:`ranksrgan.pipeline.estimate`); then,
+    with ``with_problems``, what would stop the real run (:func:`~ranksrgan.pipeline.planning.blocking_problems`).
     A stage to train is compared with the most similar stored stage of its name."""
+    from ranksrgan.pipeline.estimate import describe_estimate
+
     store = StageStore(cfg.paths.store)
     header = f"{'#':>2}  {'kind':<9} {'name':<12} {'key':<12} {'steps':>8}  {'action':<6}  {'depends on':<24} why"
     lines = [f"Plan ({len(stages)} stages, reuse_stages={str(bool(cfg.reuse_stages)).lower()}):", header]
@@ -30,6 +33,8 @@ def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = Tr
             f"{i:>2}  {stage.kind:<9} {stage.name:<12} {stage.key:<12} {stage.steps:>8}  {decision.action:<6}  {deps:<24} "
             f"{decision.reason}"
         )
+    to_train = [s for s in stages if decide(cfg, s, store).action != "reuse"]
+    lines += describe_estimate(cfg, stages, to_train)
     problems = blocking_problems(cfg, stages) if with_problems else []
     if problems:
         lines += ["Before this can run:"] + [f"  - {p}" for p in problems]

@@ -40,8 +40,9 @@ flips, pair sampling); the families import from it, it imports none of them.
 from __future__ import annotations
 
 import itertools
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ from ranksrgan.ops.resize import imresize
 
 __all__ = [
     "DecodedImage",
+    "image_names",
     "load_folders",
+    "split_by_image",
     "grid_positions",
     "random_flips",
     "apply_flips",
@@ -76,28 +79,60 @@ class DecodedImage:
         self.name, self.path, self.array = name, path, array
 
 
-def load_folders(folders: Sequence[str | os.PathLike], min_size: int = 0) -> list[DecodedImage]:
-    """Decode every image of ``folders`` once (sorted by folder, then file name).
-
-    Names are ``"<folder name>/<file stem>"``. Raises FileNotFoundError for an empty or missing
-    folder, :class:`ranksrgan.io.ImageReadError` naming the file for a corrupt one or one
-    smaller than ``min_size`` on either side.
-    """
-    from ranksrgan.io import check_min_size
-
+def image_names(folders: Sequence[str | os.PathLike]) -> dict[str, Path]:
+    """``{"<folder name>/<file stem>": path}`` of every image of ``folders`` (sorted by folder,
+    then file name). Raises FileNotFoundError for an empty or missing folder, ValueError when two
+    folders give the same name (two folders called ``HR``)."""
     if isinstance(folders, (str, os.PathLike)):
         folders = [folders]
-    images: list[DecodedImage] = []
+    names: dict[str, Path] = {}
     for folder in folders:
         files = list_images(folder)
         if not files:
             raise FileNotFoundError(f"{folder}: no images (png, jpg, bmp, tif)")
         for path in files:
-            array = decode_image(path)
-            if min_size:
-                check_min_size(path, array.shape[0], array.shape[1], min_size)
-            images.append(DecodedImage(f"{Path(folder).name}/{path.stem}", path, array))
+            name = f"{Path(folder).name}/{path.stem}"
+            if name in names:
+                raise ValueError(f"{path}: image name {name!r} also names {names[name]}; give the folders different names")
+            names[name] = path
+    return names
+
+
+def load_folders(
+    folders: Sequence[str | os.PathLike], min_size: int = 0, only: Collection[str] | None = None
+) -> list[DecodedImage]:
+    """Decode every image of ``folders`` once (sorted by folder, then file name), or only those
+    whose name (``"<folder name>/<file stem>"``, :func:`image_names`) is in ``only``.
+
+    Raises FileNotFoundError for an empty or missing folder, :class:`ranksrgan.io.ImageReadError`
+    naming the file for a corrupt one or one smaller than ``min_size`` on either side.
+    """
+    from ranksrgan.io import check_min_size
+
+    images: list[DecodedImage] = []
+    for name, path in image_names(folders).items():
+        if only is not None and name not in only:
+            continue
+        array = decode_image(path)
+        if min_size:
+            check_min_size(path, array.shape[0], array.shape[1], min_size)
+        images.append(DecodedImage(name, path, array))
     return images
+
+
+def split_by_image(images: Sequence[str], val_fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """Split image names into (train, val) sets: a seeded permutation of the sorted names,
+    ``ceil(val_fraction·n)`` to val (at least one image on each side when ``0 < val_fraction < 1``
+    and there are >= 2 images). The same names and seed give the same split, whatever their order."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    names = sorted(set(images))
+    if val_fraction > 0 and len(names) < 2:
+        raise ValueError(f"cannot split {len(names)} image(s) into train and validation")
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_val = min(max(math.ceil(val_fraction * len(names)), 1 if val_fraction > 0 else 0), len(names) - 1)
+    val = {names[i] for i in order[:n_val]}
+    return set(names) - val, val
 
 
 def grid_positions(h: int, w: int, patch: int, stride: int) -> list[tuple[int, int]]:

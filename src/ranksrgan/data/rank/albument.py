@@ -220,11 +220,11 @@ class AlbumentationsRankDataModule(HRRankDataModule):
 
     Args:
         transform, levels, param, fixed, values: the family (:class:`Degradation`).
-        train_hr / val_hr: HR folders (the split is by folder).
+        train_hr / val_hr: HR folders (split by folder, or ``train_hr`` split by image: ``val_fraction``).
         **settings: the other HR-folder settings of
             :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
             num_workers, patches_per_epoch, val_windows_per_image, min_sharpness, augment, seed,
-            build_demo, demo_root).
+            build_demo, demo_root, val_fraction, split_seed).
     """
 
     def __init__(

@@ -6,8 +6,10 @@ Levels (ascending, best first; level ``k`` is ``levels[k]``, the item ``value``)
   kornia ``gaussian_blur2d`` with a per-sample sigma, kernel side ``2·ceil(3·σ_max)+1`` for the
   batch (a wider kernel does not change a smaller sigma's normalised Gaussian beyond its
   truncation), reflect padding.
-* ``noise``: additive white Gaussian noise, std on the 0-255 scale, default ``[1, 15, 30]``
-  (the paper's "covariances"), the same std in R, G, B, drawn independently per pixel/channel.
+* ``noise``: additive white Gaussian noise on the 0-255 scale, default ``[1, 15, 30]`` (the
+  paper's "covariances"), the same std in R, G, B, drawn independently per pixel/channel.
+  ``noise_level_is`` says what a level is: ``"std"`` (the standard deviation: 1, 15, 30) or
+  ``"variance"`` (std = sqrt(level): 1, 3.87, 5.48); :func:`noise_std255`.
 
 Outputs are clamped to [0, 1] and rounded to 8-bit levels, as stored distorted images would be
 (the Ranker never sees values an image file could not hold).
@@ -35,12 +37,15 @@ from torch.utils.data import Dataset
 
 from ranksrgan.data.base import ImageFolderDataModule
 from ranksrgan.data.rank import (
+    DecodedImage,
     apply_flips,
     check_levels,
+    image_names,
     load_folders,
     random_flips,
     random_window,
     sample_level_pair,
+    split_by_image,
     val_windows,
 )
 from ranksrgan.data.sampling import SampleKey, key_generator
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_LEVELS",
     "KINDS",
+    "NOISE_LEVEL_MEANINGS",
+    "noise_std255",
     "blur_kernel_size",
     "gaussian_blur",
     "gaussian_noise",
@@ -64,6 +71,8 @@ __all__ = [
 
 DEFAULT_LEVELS = {"blur": (0.1, 2.0, 4.0), "noise": (1.0, 15.0, 30.0)}
 KINDS = tuple(DEFAULT_LEVELS)
+#: what a noise level is (``noise_level_is``): its standard deviation or its variance, 0-255 scale
+NOISE_LEVEL_MEANINGS = ("std", "variance")
 _SEED_SLOTS = 8  # noise seed of slot j of an item = seed * 8 + j (j < 8)
 _MAX_SEED = 2**40
 
@@ -82,6 +91,14 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     if k // 2 >= min(x.shape[-2:]):
         raise ValueError(f"blur kernel {k}x{k} (sigma {float(sigma.max())}) is too large for {x.shape[-2]}x{x.shape[-1]} patches")
     return kornia.filters.gaussian_blur2d(x, (k, k), torch.stack([sigma, sigma], dim=1), border_type="reflect")
+
+
+def noise_std255(levels: torch.Tensor, noise_level_is: str = "std") -> torch.Tensor:
+    """The noise standard deviation (0-255) of noise ``levels``: the levels themselves
+    (``"std"``) or their square roots (``"variance"``)."""
+    if noise_level_is not in NOISE_LEVEL_MEANINGS:
+        raise ValueError(f"noise_level_is must be one of {NOISE_LEVEL_MEANINGS}, got {noise_level_is!r}")
+    return levels if noise_level_is == "std" else levels.sqrt()
 
 
 def gaussian_noise(x: torch.Tensor, std255: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
@@ -193,13 +210,18 @@ class HRWindowDataset(Dataset):
 
 
 class HRRankDataModule(ImageFolderDataModule):
-    """What the rank data modules made from HR folders alone share: train / validation folders
-    (the split is by folder), patch and batch sizes, validation windows, the sharpness filter,
-    flips and the seed. Subclasses give the level count (:attr:`num_levels`), a :attr:`label`
-    for the log and the two datasets (:meth:`make_train_set`, :meth:`make_val_set`).
+    """What the rank data modules made from HR folders alone share: train / validation images
+    (split by folder, or one pool split by image), patch and batch sizes, validation windows, the
+    sharpness filter, flips and the seed. Subclasses give the level count (:attr:`num_levels`), a
+    :attr:`label` for the log and the two datasets (:meth:`make_train_set`, :meth:`make_val_set`).
 
     Args (the HR-folder settings; subclasses take them as keyword arguments):
-        train_hr / val_hr: HR folders (the split is by folder: no image on both sides).
+        train_hr / val_hr: HR folders. With ``val_fraction`` 0 the split is by folder (no image on
+            both sides); otherwise ``train_hr`` is the pool that is split and ``val_hr`` must be empty.
+        val_fraction: share of the pool's IMAGES held out for validation (paper §5.1: 0.1 of
+            DIV2K train + Flickr2K), chosen by :func:`ranksrgan.data.rank.split_by_image`
+            (names ``"<folder name>/<file stem>"``); 0: split by folder.
+        split_seed: seed of that split (the same seed and images give the same split).
         patch_size: patch side.
         batch_size: pairs per training batch; validation batches hold ``batch_size`` windows.
         num_workers: DataLoader workers.
@@ -229,10 +251,21 @@ class HRRankDataModule(ImageFolderDataModule):
         seed: int = 0,
         build_demo: bool = False,
         demo_root: str | None = None,
+        val_fraction: float = 0.0,
+        split_seed: int = 0,
     ) -> None:
         super().__init__()
-        self.train_hr = [str(d) for d in ([train_hr] if isinstance(train_hr, (str, os.PathLike)) else train_hr)]
-        self.val_hr = [str(d) for d in ([val_hr] if isinstance(val_hr, (str, os.PathLike)) else val_hr)]
+        self.train_hr = [str(d) for d in ([train_hr] if isinstance(train_hr, (str, os.PathLike)) else train_hr or [])]
+        self.val_hr = [str(d) for d in ([val_hr] if isinstance(val_hr, (str, os.PathLike)) else val_hr or [])]
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if val_fraction > 0 and self.val_hr:
+            raise ValueError(
+                f"val_fraction={val_fraction} splits train_hr by image; val_hr must then be empty, got {self.val_hr}"
+            )
+        if val_fraction == 0 and not self.val_hr:
+            raise ValueError("val_hr is empty: give validation folders, or val_fraction > 0 to split train_hr by image")
+        self.val_fraction, self.split_seed = float(val_fraction), int(split_seed)
         self.patch_size, self.batch_size, self.num_workers = patch_size, batch_size, num_workers
         self.patches_per_epoch, self.val_windows_per_image = patches_per_epoch, val_windows_per_image
         self.augment, self.seed, self.min_sharpness = augment, seed, min_sharpness
@@ -250,11 +283,28 @@ class HRRankDataModule(ImageFolderDataModule):
     def make_val_set(self, images: list[np.ndarray]) -> Dataset:
         return HRWindowDataset(images, self.patch_size, self.val_windows_per_image, self.seed, self.min_sharpness)
 
+    def split(self) -> tuple[set[str], set[str]] | None:
+        """``(train names, val names)`` of the pool split by image, or None (split by folder)."""
+        if self.val_fraction == 0:
+            return None
+        return split_by_image(list(image_names(self.train_hr)), self.val_fraction, self.split_seed)
+
+    def load_images(self) -> tuple[list[DecodedImage], list[DecodedImage]]:
+        """The decoded (train, validation) images (training images at least a patch on each side)."""
+        split = self.split()
+        if split is None:
+            return load_folders(self.train_hr, min_size=self.patch_size), load_folders(self.val_hr)
+        train_names, val_names = split
+        return (
+            load_folders(self.train_hr, min_size=self.patch_size, only=train_names),
+            load_folders(self.train_hr, only=val_names),
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        train = [img.array for img in load_folders(self.train_hr, min_size=self.patch_size)]
-        val = [img.array for img in load_folders(self.val_hr)]
+        train_images, val_images = self.load_images()
+        train, val = [img.array for img in train_images], [img.array for img in val_images]
         self.train_set = self.make_train_set(train)
         self.val_set = self.make_val_set(val)
         log.info(
@@ -275,12 +325,14 @@ class DistortionRankDataModule(HRRankDataModule):
 
     Args:
         kind: ``"blur"`` or ``"noise"``.
-        train_hr / val_hr: HR folders (the split is by folder).
-        levels: ascending sigma (blur, px) or std (noise, 0-255) list; None: the paper's.
+        train_hr / val_hr: HR folders (split by folder, or ``train_hr`` split by image: ``val_fraction``).
+        levels: ascending sigma (blur, px) or noise level (0-255) list; None: the paper's.
+        noise_level_is: ``"std"`` or ``"variance"``: what a noise level is (:func:`noise_std255`);
+            noise only.
         **settings: the other HR-folder settings of
             :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
             num_workers, patches_per_epoch, val_windows_per_image, min_sharpness, augment, seed,
-            build_demo, demo_root).
+            build_demo, demo_root, val_fraction, split_seed).
     """
 
     def __init__(
@@ -289,11 +341,17 @@ class DistortionRankDataModule(HRRankDataModule):
         train_hr: Sequence[str],
         val_hr: Sequence[str],
         levels: Sequence[float] | None = None,
+        noise_level_is: str = "std",
         **settings: Any,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if noise_level_is not in NOISE_LEVEL_MEANINGS:
+            raise ValueError(f"noise_level_is must be one of {NOISE_LEVEL_MEANINGS}, got {noise_level_is!r}")
+        if kind != "noise" and noise_level_is != "std":
+            raise ValueError(f"noise_level_is applies to noise levels only, not to {kind}")
         super().__init__(train_hr, val_hr, **settings)
+        self.noise_level_is = noise_level_is
         self.kind = self.label = kind
         self.levels = check_levels(DEFAULT_LEVELS[kind] if levels is None else levels, f"{kind} levels")
         if len(self.levels) > _SEED_SLOTS:
@@ -305,14 +363,18 @@ class DistortionRankDataModule(HRRankDataModule):
 
     # ------------------------------------------------------------------ batched distortion
 
+    def strength(self, levels: torch.Tensor) -> torch.Tensor:
+        """What :func:`distort` takes for ``levels``: blur sigma, or the noise std (0-255)."""
+        return noise_std255(levels, self.noise_level_is) if self.kind == "noise" else levels
+
     def make_pairs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"hr", "level1", "level2", "seed"}`` -> the training pair batch (on ``hr``'s device)."""
         hr, seed = batch["hr"], batch["seed"]
         l1, l2 = batch["level1"].to(hr.device), batch["level2"].to(hr.device)
         table = torch.tensor(self.levels, device=hr.device, dtype=hr.dtype)
         v1, v2 = table[l1], table[l2]
-        img1 = distort(hr, self.kind, v1, seed * _SEED_SLOTS)
-        img2 = distort(hr, self.kind, v2, seed * _SEED_SLOTS + 1)
+        img1 = distort(hr, self.kind, self.strength(v1), seed * _SEED_SLOTS)
+        img2 = distort(hr, self.kind, self.strength(v2), seed * _SEED_SLOTS + 1)
         target = torch.where(l1 > l2, 1.0, -1.0).to(hr.dtype)
         return {"img1": img1, "img2": img2, "target": target, "level1": l1, "level2": l2, "value1": v1, "value2": v2}
 
@@ -323,7 +385,7 @@ class DistortionRankDataModule(HRRankDataModule):
         values = torch.tensor(self.levels, device=hr.device, dtype=hr.dtype).repeat(b)
         seeds = (seed.reshape(-1, 1) * _SEED_SLOTS + torch.arange(num, device=seed.device)).reshape(-1)
         x = hr.unsqueeze(1).expand(b, num, *hr.shape[1:]).reshape(b * num, *hr.shape[1:])
-        images = distort(x, self.kind, values, seeds).reshape(b, num, *hr.shape[1:])
+        images = distort(x, self.kind, self.strength(values), seeds).reshape(b, num, *hr.shape[1:])
         return {"images": images, "levels": torch.arange(num, device=hr.device).repeat(b, 1)}
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:

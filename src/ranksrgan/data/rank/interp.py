@@ -34,7 +34,6 @@ from ranksrgan.data.rank import (
     apply_flips,
     bicubic_upscale,
     check_levels,
-    load_folders,
     pair_item,
     random_flips,
     random_window,
@@ -211,14 +210,14 @@ class InterpRankDataModule(HRRankDataModule):
     its datasets pair each HR image with its SR (:func:`make_sr_images`).
 
     Args:
-        train_hr / val_hr: HR folders (the split is by folder: no image on both sides).
+        train_hr / val_hr: HR folders (split by folder, or ``train_hr`` split by image: ``val_fraction``).
         sr: ``"bicubic"``, a generator checkpoint, or a folder of SR images (module docstring).
         lambdas: ascending λ levels, best (0 = HR) first.
         scale: SR factor (LR making and mod-crop).
         **settings: the other HR-folder settings of
             :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
             num_workers, patches_per_epoch, val_windows_per_image, min_sharpness (flat windows, where SR and HR barely differ), augment, seed,
-            build_demo, demo_root).
+            build_demo, demo_root, val_fraction, split_seed).
     """
 
     def __init__(
@@ -244,8 +243,9 @@ class InterpRankDataModule(HRRankDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        train = make_sr_images(load_folders(self.train_hr, min_size=self.patch_size), self.sr, self.scale)
-        val = make_sr_images(load_folders(self.val_hr), self.sr, self.scale)
+        train_images, val_images = self.load_images()
+        train = make_sr_images(train_images, self.sr, self.scale)
+        val = make_sr_images(val_images, self.sr, self.scale)
         self.train_set = InterpPairDataset(
             train, self.lambdas, self.patch_size, self.patches_per_epoch, self.augment, self.min_sharpness
         )

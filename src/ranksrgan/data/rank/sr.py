@@ -20,8 +20,9 @@ Pipeline:
    value at that location, 0 = best) or model classification (``label_mode="method"``, MC:
    level = position in the method list). A location is kept when the sharpness of its BEST
    level's patch is at least ``min_sharpness``, every two of its metric values differ by at least
-   ``min_gap`` (the original: ESRGAN sharp enough and ``|NIQE(SRGAN) - NIQE(ESRGAN)| > 0.1``)
-   and no value is NaN; at most ``max_patches_per_image`` per image (a seeded random subset).
+   ``min_gap`` (default 0: the paper names no gap filter; the authors' pipeline is described as
+   keeping ``|NIQE(SRGAN) - NIQE(ESRGAN)| > 0.1``, a filter on the two best methods only) and no
+   value is NaN; at most ``max_patches_per_image`` per image (a seeded random subset).
 3. :class:`SRRankDataModule` splits by SOURCE IMAGE (a seeded permutation of the image names;
    no image on both sides), decodes the kept images once and serves pairs / level tuples in the
    batch format of :mod:`ranksrgan.data.rank`.
@@ -30,7 +31,6 @@ Pipeline:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
 from collections import defaultdict
@@ -44,7 +44,15 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ranksrgan.data.base import ImageFolderDataModule
-from ranksrgan.data.rank import apply_flips, bicubic_upscale, grid_positions, pair_item, random_flips, sample_level_pair
+from ranksrgan.data.rank import (
+    apply_flips,
+    bicubic_upscale,
+    grid_positions,
+    pair_item,
+    random_flips,
+    sample_level_pair,
+    split_by_image,
+)
 from ranksrgan.data.rank.labels import LABEL_FORMAT, LabelTable, PartWriter, read_labels
 from ranksrgan.data.rank.patch_scores import LABEL_METRICS, combine_metrics, label_metrics, parse_metric_spec
 from ranksrgan.data.sampling import SampleKey, key_generator
@@ -359,20 +367,6 @@ def select_locations(
     return kept
 
 
-def split_by_image(images: Sequence[str], val_fraction: float, seed: int) -> tuple[set[str], set[str]]:
-    """Split image names into (train, val) sets: a seeded permutation, ``ceil(val_fraction·n)`` to val
-    (at least one image on each side when ``0 < val_fraction < 1`` and there are >= 2 images)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    names = sorted(set(images))
-    if val_fraction > 0 and len(names) < 2:
-        raise ValueError(f"cannot split {len(names)} image(s) into train and validation")
-    order = np.random.default_rng(seed).permutation(len(names))
-    n_val = min(max(math.ceil(val_fraction * len(names)), 1 if val_fraction > 0 else 0), len(names) - 1)
-    val = {names[i] for i in order[:n_val]}
-    return set(names) - val, val
-
-
 # ----------------------------------------------------------------------------- datasets
 
 
@@ -483,7 +477,7 @@ class SRRankDataModule(ImageFolderDataModule):
         scale: int | None = None,
         label_batch_size: int = 16,
         min_sharpness: float = 0.0,
-        min_gap: float = 0.1,
+        min_gap: float = 0.0,
         max_patches_per_image: int | None = 200,
         val_fraction: float = 0.1,
         seed: int = 0,
