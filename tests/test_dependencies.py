@@ -28,6 +28,8 @@ IMPORT_NAMES = {
     "hydra-core": "hydra",
     "pillow": "PIL",
 }
+# import names that a distribution ships besides its own (pytorch-lightning's wheel holds lightning_fabric)
+ALSO_SHIPPED = {"pytorch-lightning": ["lightning_fabric"]}
 
 
 def _requirement_names(block: str) -> list[str]:
@@ -45,7 +47,9 @@ def _declared() -> tuple[dict[str, str], dict[str, str]]:
     cfg.read(REPO / "setup.cfg", encoding="utf-8")
 
     def imports(names):
-        return {IMPORT_NAMES.get(n, n.replace("-", "_")): n for n in names}
+        found = {IMPORT_NAMES.get(n, n.replace("-", "_")): n for n in names}
+        found.update({extra: n for n in names for extra in ALSO_SHIPPED.get(n, [])})
+        return found
 
     required = imports(_requirement_names(cfg["options"]["install_requires"]))
     extras = {}

@@ -55,11 +55,11 @@ def test_a_value_an_experiment_replaces_stops_the_plan_with_the_key_that_works(t
         "gan.module.discriminator.kwargs.num_features=8 is replaced by stages.rankrbri.module.discriminator.kwargs"
         ".num_features from experiment=smoke; set ++stages.rankrbri.module.discriminator.kwargs.num_features=8 instead"
     ]
-    # a kind-wide entry (fig22's stages.generators.max_steps): the fix names the selected recipe only
+    # a kind-wide entry (fig22's stages.generators.val_check_interval): the fix names the selected recipe only
     assert (
-        "gan.max_steps=5 is replaced by stages.generators.max_steps from experiment=fig22; set ++stages.rankrbri.max_steps=5 instead"
-        in _problems(["experiment=fig22", "data=demo", "gan.max_steps=5", root])
-    )
+        "gan.val_check_interval=5 is replaced by stages.generators.val_check_interval from experiment=fig22; "
+        "set ++stages.rankrbri.val_check_interval=5 instead"
+    ) in _problems(["experiment=fig22", "data=demo", "gan.val_check_interval=5", root])
     # a Ranker value replaced by an entry of the run's config
     assert _problems(["ranker=blur", "ranker.max_steps=7", root], rankers={"max_steps": 9}) == [
         "ranker.max_steps=7 is replaced by stages.rankers.max_steps from the config; set ++stages.blur.max_steps=7 instead"

@@ -544,7 +544,7 @@ def unreached_overrides(
                     problems.append(f"{key}={text} does not reach gan={stage.name}: its config holds {_value(stage.cfg, key)!r}")
             else:
                 raw = composed.get(("ranker", stage.name))
-                for path, source in _data_interpolations(raw.ranker if raw is not None else None):
+                for path, source in _data_interpolations(raw.ranker if raw is not None else None, raw):
                     if key == source or key.startswith(source + "."):
                         inner = path + key[len(source) :]
                         if _value(raw, f"ranker.{inner}") != _value(stage.cfg, f"ranker.{inner}"):
@@ -560,16 +560,32 @@ def _value(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def _data_interpolations(section: DictConfig | None) -> list[tuple[str, str]]:
-    """``(path in the section, "data.<key>")`` of every value that is exactly ``${data.<key>}``."""
+def _data_interpolations(section: DictConfig | None, root: DictConfig | None = None) -> list[tuple[str, str]]:
+    """``(path in the section, "data.<key>")`` of every value that is exactly ``${data.<key>}``, or
+    an interpolation of ``root`` that leads to one (``${rank_data.train_hr}`` -> ``${data.train_hr}``)."""
     if section is None:
         return []
     from ranksrgan.store import flatten
 
+    raw_root = flatten(OmegaConf.to_container(root, resolve=False)) if root is not None else {}
+
+    def source(value: Any) -> str | None:
+        seen = set()
+        while isinstance(value, str) and value.startswith("${") and value.endswith("}") and value.count("${") == 1:
+            key = value[2:-1]
+            if key.startswith("data."):
+                return key
+            if key in seen:
+                return None
+            seen.add(key)
+            value = raw_root.get(key)
+        return None
+
     found = []
     for path, value in flatten(OmegaConf.to_container(section, resolve=False)).items():
-        if isinstance(value, str) and value.startswith("${data.") and value.endswith("}") and value.count("${") == 1:
-            found.append((path, value[2:-1]))
+        origin = source(value)
+        if origin is not None:
+            found.append((path, origin))
     return found
 
 
