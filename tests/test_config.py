@@ -78,7 +78,7 @@ def test_experiments_set_top_level_keys():
     fig22 = compose_with(["experiment=fig22"])
     assert list(fig22.compare) == ["srgan", "rankrn", "rankrb", "rankri"]
     assert fig22.stages.srresnet.max_steps > fig22.stages.generators.max_steps
-    assert "DIV2K_valid_HR" in fig22.data.val_hr[0]
+    assert "valid_0801-0850" in fig22.data.val_hr[0] and "valid_0851-0900" in fig22.data.test_hr[0]
     assert compose_with(["experiment=demo"]).stages.srresnet.max_steps == 1500
 
 

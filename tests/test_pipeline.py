@@ -319,7 +319,7 @@ def test_optuna_sweep_in_memory_trains_each_ranker_once(tiny_run):
     best = yaml.safe_load(results[0].read_text())
     assert best["name"] == "optuna" and "best_value" in best and set(best["best_params"]) >= {"gan.rankers.0.weight"}
     # one table across the jobs, best first
-    assert "Sweep summary (2 jobs, best first by best/val/niqe ↓)" in proc.stdout
+    assert "Sweep summary (2 jobs, best first by val/niqe ↓)" in proc.stdout
     assert len(list(Path(cfg.paths.root, "multiruns").rglob("sweep_summary.md"))) == 1
 
 

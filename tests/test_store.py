@@ -174,8 +174,8 @@ def test_kill_while_publishing_leaves_the_store_consistent(tmp_path, monkeypatch
     _run(overrides)  # fit returns at once (max_steps reached), then publishes
     record = store.finished("ranker", "blur", stage.key)
     history = load_history(store.work_dir("blur", stage.key) / HISTORY_FILE)
-    assert record is not None and record["metrics"]["val/srocc"] == pytest.approx(history[-1]["val/srocc"])
-    assert "best/val/srocc" in record["metrics"]
+    assert record is not None and record["last"]["val/srocc"] == pytest.approx(history[-1]["val/srocc"])
+    assert record["selected"] == "best" and record["metrics"]["val/srocc"] == record["best"]["val/srocc"]
 
 
 def test_a_record_never_vouches_for_another_network(tmp_path):
@@ -220,7 +220,10 @@ def test_store_cli_list_show_diff_remove_prune(tmp_path, capsys):
             "kind": "ranker",
             "name": "blur",
             "key": key,
-            "metrics": {"val/srocc": 0.5, "best/val/srocc": 0.75},
+            "selected": "best",
+            "metrics": {"val/srocc": 0.75},
+            "last": {"iteration": steps, "val/srocc": 0.5},
+            "best": {"iteration": steps // 2, "val/srocc": 0.75},
             "config": {"ranker": {"max_steps": steps, "monitor": "val/srocc"}},
         }
         store.publish(Ranker(variant="vgg8", num_features=4), record)

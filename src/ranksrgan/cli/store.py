@@ -49,12 +49,13 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _metric(record: dict, prefix: str) -> str:
-    metrics = record.get("metrics") or {}
+def _metric(record: dict, which: str) -> str:
+    """The monitored metric at the ``which`` ("last" / "best") validation, ``*`` on the published one."""
     monitor = (record.get("config") or {}).get("ranker" if record["kind"] == "ranker" else "gan", {}).get("monitor")
-    key = f"{prefix}{monitor}" if monitor else None
-    if key and key in metrics:
-        return f"{monitor.split('/')[-1]}={metrics[key]:.4g}"
+    values = record.get(which) or {}
+    if monitor and monitor in values:
+        mark = "*" if record.get("selected") == which else ""
+        return f"{monitor.split('/')[-1]}={values[monitor]:.4g}{mark}"
     return "-"
 
 
@@ -68,7 +69,7 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
         size = _size(Path(r["checkpoint"])) + _size(store.work_dir(r["name"], r["key"]))
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["mtime"]))
         print(
-            f"{r['kind']:<9} {r['name']:<12} {r['key']:<12} {_metric(r, ''):<16} {_metric(r, 'best/'):<16} "
+            f"{r['kind']:<9} {r['name']:<12} {r['key']:<12} {_metric(r, 'last'):<16} {_metric(r, 'best'):<16} "
             f"{_human(size):>9}  {date}"
         )
     return 0

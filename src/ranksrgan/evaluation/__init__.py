@@ -10,7 +10,9 @@ Modules, one job each:
 * :mod:`~ranksrgan.evaluation.csvformat`: the per-image CSV format and text tables;
 * :mod:`~ranksrgan.evaluation.upper_bound`: the Eq. 10 upper bounds;
 * :mod:`~ranksrgan.evaluation.table3`: the paper's Table 3 (:func:`evaluate`);
-* :mod:`~ranksrgan.evaluation.rank100`: Ranker scores per SR method (Rank100, Fig. 20).
+* :mod:`~ranksrgan.evaluation.rank100`: Ranker scores per SR method (Rank100, Fig. 20);
+* :mod:`~ranksrgan.evaluation.seeds`: a run's final table over seeds (mean ± std, paired
+  differences, the Ranker-against-HR alarm).
 
 Every name is importable from ``ranksrgan.evaluation`` itself. Metric ids, polarity and the
 conventions: :mod:`ranksrgan.metrics.registry`.
@@ -35,6 +37,14 @@ from ranksrgan.evaluation.scoring import (
     score_images,
     warn_nan,
 )
+from ranksrgan.evaluation.seeds import (
+    Method,
+    SeedTable,
+    format_seed_table,
+    seed_table,
+    table_numbers,
+    write_seed_table,
+)
 from ranksrgan.evaluation.table3 import (
     BenchmarkSet,
     Evaluation,
@@ -52,13 +62,16 @@ __all__ = [
     "LEARNED_METRICS",
     "MEAN_ROW",
     "METRICS",
+    "Method",
     "MetricSpec",
     "RANK_PREFIX",
     "SKIPPED",
+    "SeedTable",
     "UpperBound",
     "evaluate",
     "format_comparison",
     "format_markdown",
+    "format_seed_table",
     "format_summary",
     "format_table",
     "load_learned_metrics",
@@ -69,10 +82,13 @@ __all__ = [
     "read_per_image_csv",
     "score_batch",
     "score_images",
+    "seed_table",
+    "table_numbers",
     "skipped_records",
     "upper_bounds",
     "warn_nan",
     "write_csv",
     "write_evaluation",
     "write_per_image_csv",
+    "write_seed_table",
 ]
