@@ -113,7 +113,7 @@ def test_smoke_run_reuse_false_retrains_from_step_0_and_a_changed_image_retrains
     assert "reusing" not in caplog.text and "resum" not in caplog.text.lower()
 
     # one training image changes content (same name, same size, new pixels and mtime)
-    image = tmp_path / "data" / "demo" / "train" / "HR" / "rocket.png"
+    image = tmp_path / "data" / "demo" / "train" / "HR" / "astronaut.png"
     x = read_image(image)
     x[:, :4, :4] = 1 - x[:, :4, :4]
     write_image(image, x)
