@@ -54,8 +54,6 @@ SUMMARY_METRICS = ("niqe", "psnr", "ssim", "psnr_rgb", "chroma")
 def _table_split(cfg: DictConfig) -> tuple[list[BenchmarkSet], str]:
     """The sets of the final table (the held-out ``data.test_hr``, else the validation folders)
     and a sentence saying which."""
-    from ranksrgan.evaluation import BenchmarkSet
-
     held_out = bool(cfg.data.get("test_hr"))
     split = "test" if held_out else "val"
     hr = list(cfg.data[f"{split}_hr"])
@@ -77,7 +75,6 @@ def _rows(cfg: DictConfig, stages: list[Stage], store: StageStore) -> tuple[list
     """Rows of the final table (Bicubic, the generators planned once, the ``compare`` recipes and
     the command's ``gan`` recipe, each over its seeds, HR), the paired differences (``gan`` minus
     each ``compare`` recipe) and notes."""
-    from ranksrgan.evaluation import Method
 
     def weights(group: list[Stage]) -> str:
         records = [store.finished(s.kind, s.name, s.key) or {} for s in group]

@@ -214,12 +214,13 @@ def run_stage(
             history = load_history(work_dir / HISTORY_FILE)
         if trainer.global_rank == 0:
             callback = trainer.checkpoint_callback
+            best = Path(callback.best_model_path or last)
             select = section.get("select", "last") if stage.kind == "generator" else "best"
+            if not best.exists():  # no validation scored (every monitor value NaN): the last weights
+                select = "last"
             score = None if callback.best_model_score is None else float(callback.best_model_score)
             choice = choose_checkpoint(history, monitor, mode, select, score)
-            best = Path(callback.best_model_path or last)
-            source = best if select == "best" and best.exists() else last
-            _publish(store, source, stage, choice, resolved)
+            _publish(store, best if select == "best" else last, stage, choice, resolved)
             # The published network is the stage's result: the training checkpoints (optimiser
             # states, discriminator) go; logs, samples and the validation history stay.
             shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
