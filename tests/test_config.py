@@ -79,7 +79,7 @@ def test_experiments_set_top_level_keys():
     assert list(fig22.compare) == ["srgan", "rankrn", "rankrb", "rankri"]
     assert fig22.stages.srresnet.max_steps > fig22.stages.generators.max_steps
     assert "valid_0801-0850" in fig22.data.val_hr[0] and "valid_0851-0900" in fig22.data.test_hr[0]
-    assert compose_with(["experiment=demo"]).stages.srresnet.max_steps == 1000
+    assert compose_with(["experiment=demo"]).stages.srresnet.max_steps == 1500
 
 
 def _python(code: str, **env: str) -> str:

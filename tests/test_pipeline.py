@@ -52,7 +52,7 @@ def test_demo_plan_is_the_papers_rbri_graph():
     # experiment overrides reach the Ranker composed by name, too
     assert by_name["interp"].cfg.ranker.module.variant == "vgg8"
     # the demo pre-trains longer than it trains the GAN (stages.srresnet)
-    assert by_name["srresnet"].steps == 1000 and by_name["rankrbri@1"].steps == by_name["srgan@1"].steps
+    assert by_name["srresnet"].steps == 1500 and by_name["rankrbri@1"].steps == by_name["srgan@1"].steps
 
 
 def test_dry_run_lists_the_five_rbri_stages():
