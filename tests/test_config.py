@@ -77,7 +77,8 @@ def test_experiments_set_top_level_keys():
     """``_self_`` comes first in config.yaml, so an experiment's ``compare`` and ``stages`` win."""
     fig22 = compose_with(["experiment=fig22"])
     assert list(fig22.compare) == ["srgan", "rankrn", "rankrb", "rankri"]
-    assert "DIV2K_valid_HR" in fig22.data.val_hr[0] and fig22.rank_data.val_fraction == 0.1
+    assert "valid_0801-0850" in fig22.data.val_hr[0] and "valid_0851-0900" in fig22.data.test_hr[0]
+    assert fig22.rank_data.val_fraction == 0.1 and list(fig22.seeds) == [1, 2, 3]
     short = compose_with(["experiment=fig22_short"])
     assert short.stages.srresnet.max_steps > short.stages.generators.max_steps
     assert compose_with(["experiment=demo"]).stages.srresnet.max_steps == 1500

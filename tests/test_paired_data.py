@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ranksrgan.data.demo import TRAIN_IMAGES, VAL_IMAGES
+from ranksrgan.data.demo import TEST_IMAGES, TRAIN_IMAGES, VAL_IMAGES
 from ranksrgan.data.paired import PairedPatchDataset, PairedSRDataModule, augment_pair, load_pairs, make_lr
 from ranksrgan.io import ImageReadError, read_image, write_image
 from ranksrgan.ops import imresize, quantize_uint8
@@ -24,7 +24,9 @@ def small_hr(tmp_path, demo_rgb):
 def test_demo_split_is_by_image(demo_root):
     train = {p.stem for p in (demo_root / "train" / "HR").iterdir()}
     val = {p.stem for p in (demo_root / "val" / "HR").iterdir()}
-    assert train == set(TRAIN_IMAGES) and val == set(VAL_IMAGES) and not train & val
+    test = {p.stem for p in (demo_root / "test" / "HR").iterdir()}
+    assert train == set(TRAIN_IMAGES) and val == set(VAL_IMAGES) and test == set(TEST_IMAGES)
+    assert not train & val and not test & (train | val)
 
 
 def test_lr_is_matlab_bicubic_rounded(small_hr):

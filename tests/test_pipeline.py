@@ -34,24 +34,29 @@ def plan(overrides: list[str]) -> list[pipeline.Stage]:
 
 def test_demo_plan_is_the_papers_rbri_graph():
     stages = plan(["experiment=demo"])
-    assert [(s.kind, s.name) for s in stages] == [
+    # SRGAN and RbRi once per seed (1, 2, 3); seed 1's SRGAN is also Ranker-i's source
+    assert [(s.kind, s.label) for s in stages] == [
         ("ranker", "blur"),
         ("generator", "srresnet"),
-        ("generator", "srgan"),
+        ("generator", "srgan@1"),
         ("ranker", "interp"),
-        ("generator", "rankrbri"),
+        ("generator", "rankrbri@1"),
+        ("generator", "rankrbri@2"),
+        ("generator", "rankrbri@3"),
+        ("generator", "srgan@2"),
+        ("generator", "srgan@3"),
     ]
-    by_name = {s.name: s for s in stages}
+    by_name = {s.label: s for s in stages}
     # Ranker-i interpolates SRGAN outputs with HR (paper Eq. 12), not bicubic
-    assert [d.name for d in by_name["interp"].depends_on] == ["srgan"]
-    assert [d.name for d in by_name["srgan"].depends_on] == ["srresnet"]
-    assert {d.name for d in by_name["rankrbri"].depends_on} == {"blur", "interp", "srresnet"}
+    assert [d.label for d in by_name["interp"].depends_on] == ["srgan@1"]
+    assert [d.name for d in by_name["srgan@2"].depends_on] == ["srresnet"]
+    assert {d.name for d in by_name["rankrbri@2"].depends_on} == {"blur", "interp", "srresnet"}
     # SRGAN and RbRi start from the same SRResNet stage
-    assert by_name["srgan"].depends_on[0] is by_name["rankrbri"].depends_on[-1]
+    assert by_name["srgan@3"].depends_on[0] is by_name["rankrbri@1"].depends_on[-1]
     # experiment overrides reach the Ranker composed by name, too
     assert by_name["interp"].cfg.ranker.module.variant == "vgg8"
     # the demo pre-trains longer than it trains the GAN (stages.srresnet)
-    assert by_name["srresnet"].steps == 1500 and by_name["rankrbri"].steps == by_name["srgan"].steps
+    assert by_name["srresnet"].steps == 1500 and by_name["rankrbri@1"].steps == by_name["srgan@1"].steps
 
 
 def test_dry_run_lists_the_five_rbri_stages(tmp_path):
@@ -325,7 +330,7 @@ def test_optuna_sweep_in_memory_trains_each_ranker_once(tiny_run):
     best = yaml.safe_load(results[0].read_text())
     assert best["name"] == "optuna" and "best_value" in best and set(best["best_params"]) >= {"gan.rankers.0.weight"}
     # one table across the jobs, best first
-    assert "Sweep summary (2 jobs, best first by best/val/niqe ↓)" in proc.stdout
+    assert "Sweep summary (2 jobs, best first by val/niqe ↓)" in proc.stdout
     assert len(list(Path(cfg.paths.root, "multiruns").rglob("sweep_summary.md"))) == 1
 
 
@@ -366,7 +371,9 @@ def test_sweep_summary_orders_jobs_by_the_monitored_metric(tmp_path, capsys):
         "gan.rankers.0.weight=0.1",
     ]
     assert rows[0].split("|")[3].strip() == "6.1" and rows[0].split("|")[4].strip() == "26"
-    assert (tmp_path / "sweep_summary.md").read_text().strip() == out.strip()
+    table, written = out.strip().rsplit("\n\n", 1)
+    assert (tmp_path / "sweep_summary.md").read_text().strip() == table.strip()
+    assert written == f"Written: {tmp_path / 'sweep_summary.md'}"
     assert format_sweep([]) == "sweep summary: no job wrote a result"
 
 

@@ -497,7 +497,7 @@ def test_demo_folders_are_built(tmp_path):
     )
     dm.prepare_data()
     dm.setup()
-    assert len(dm.train_set.images) == 7 and len(dm.val_set) > 0
+    assert len(dm.train_set.images) == 4 and len(dm.val_set) > 0  # astronaut, hubble, retina, ihc
 
 
 def test_min_sharpness_skips_flat_windows():

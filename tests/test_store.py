@@ -114,7 +114,7 @@ def test_smoke_run_reuse_false_retrains_from_step_0_and_a_changed_image_retrains
     assert "reusing" not in caplog.text and "resum" not in caplog.text.lower()
 
     # one training image changes content (same name, same size, new pixels and mtime)
-    image = tmp_path / "data" / "demo" / "train" / "HR" / "rocket.png"
+    image = tmp_path / "data" / "demo" / "train" / "HR" / "astronaut.png"
     x = read_image(image)
     x[:, :4, :4] = 1 - x[:, :4, :4]
     write_image(image, x)
@@ -175,8 +175,8 @@ def test_kill_while_publishing_leaves_the_store_consistent(tmp_path, monkeypatch
     _run(overrides)  # fit returns at once (max_steps reached), then publishes
     record = store.finished("ranker", "blur", stage.key)
     history = load_history(store.work_dir("blur", stage.key) / HISTORY_FILE)
-    assert record is not None and record["metrics"]["val/srocc"] == pytest.approx(history[-1]["val/srocc"])
-    assert "best/val/srocc" in record["metrics"]
+    assert record is not None and record["last"]["val/srocc"] == pytest.approx(history[-1]["val/srocc"])
+    assert record["selected"] == "best" and record["metrics"]["val/srocc"] == record["best"]["val/srocc"]
 
 
 def test_a_record_never_vouches_for_another_network(tmp_path):
@@ -221,7 +221,10 @@ def test_store_cli_list_show_diff_remove_prune(tmp_path, capsys):
             "kind": "ranker",
             "name": "blur",
             "key": key,
-            "metrics": {"val/srocc": 0.5, "best/val/srocc": 0.75},
+            "selected": "best",
+            "metrics": {"val/srocc": 0.75},
+            "last": {"iteration": steps, "val/srocc": 0.5},
+            "best": {"iteration": steps // 2, "val/srocc": 0.75},
             "config": {"ranker": {"max_steps": steps, "monitor": "val/srocc"}},
         }
         store.publish(Ranker(variant="vgg8", num_features=4), record)

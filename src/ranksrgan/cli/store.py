@@ -54,22 +54,27 @@ def _human(n: float) -> str:
 NOTES = {
     "[1]": "no validation logged {metric} for this stage",
     "[2]": "the last validation's {metric} is NaN: undefined for constant or near-constant outputs, or a diverged network",
-    "[3]": "no validation gave a finite {metric}, so none was best: the stored network is the first validation's",
+    "[3]": "no validation gave a finite {metric}, so none was best",
 }
 
 
-def _metric(record: dict, prefix: str) -> tuple[str, str | None]:
-    """``("niqe=6.42", None)``, or a placeholder and the footnote marker (:data:`NOTES`) that explains it."""
-    metrics = record.get("metrics") or {}
+def _metric(record: dict, which: str) -> tuple[str, str | None]:
+    """The monitored metric at the ``which`` ("last" / "best") validation, ``*`` on the published
+    weights: ``("niqe=6.42*", None)``, or a placeholder and the footnote marker (:data:`NOTES`)."""
     monitor = (record.get("config") or {}).get("ranker" if record["kind"] == "ranker" else "gan", {}).get("monitor")
-    if not monitor or f"{prefix}{monitor}" not in metrics:
+    values = record.get(which)
+    if values is None:  # a record from before `last` / `best` were kept
+        metrics = record.get("metrics") or {}
+        values = metrics if which == "last" else {monitor: metrics[f"best/{monitor}"]} if f"best/{monitor}" in metrics else {}
+    if not monitor or monitor not in values:
         return "-", "[1]"
-    name, value = monitor.split("/")[-1], float(metrics[f"{prefix}{monitor}"])
+    name, value = monitor.split("/")[-1], float(values[monitor])
+    mark = "*" if record.get("selected") == which else ""
     if math.isnan(value):
-        return f"{name}=undefined", "[2]"
+        return f"{name}=undefined{mark}", "[2]"
     if math.isinf(value):
         return "-", "[3]"
-    return f"{name}={value:.4g}", None
+    return f"{name}={value:.4g}{mark}", None
 
 
 def _data(record: dict) -> str:
@@ -119,11 +124,11 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
         size = _size(Path(r["checkpoint"])) + _size(store.work_dir(r["name"], r["key"]))
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["mtime"]))
         cells = []
-        for prefix in ("", "best/"):
-            text, note = _metric(r, prefix)
+        for which in ("last", "best"):
+            text, note = _metric(r, which)
             if note:
                 monitor = (r.get("config") or {}).get("ranker" if r["kind"] == "ranker" else "gan", {}).get("monitor")
-                named = f"{prefix}{monitor}" if note == "[1]" else monitor  # [2], [3]: the validation metric itself
+                named = f"the {which} {monitor}" if note == "[1]" else monitor  # [2], [3]: the validation metric itself
                 notes.setdefault(note, set()).add(named or "its monitored metric")
             cells.append(f"{text} {note}" if note else text)
         experiment = (r.get("origin") or {}).get("experiment") or "-"
@@ -131,6 +136,7 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
             f"{r['kind']:<9} {r['name']:<12} {r['key']:<12} {cells[0]:<20} {cells[1]:<20} {_human(size):>9}  {date:<16}  "
             f"{experiment:<10}  {_data(r)}"
         )
+    print("* the published weights (the stage's `select`)")
     for marker in sorted(notes):
         print(f"{marker} {NOTES[marker].format(metric=' / '.join(sorted(notes[marker])))}")
     _list_unfinished(store, args)

@@ -57,10 +57,14 @@ def write_job_result(
     mode: str,
     value: float | None,
     metrics: Mapping[str, float],
+    table: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write one job's result (``mode``: "min" or "max", the monitored metric's polarity)."""
+    """Write one job's result (``mode``: "min" or "max", the monitored metric's polarity;
+    ``metrics``: the final stage's published weights; ``table``: the final table's numbers)."""
     path = Path(folder) / RESULT_FILE
     record = {"overrides": list(overrides), "monitor": monitor, "mode": mode, "value": value, "metrics": dict(metrics)}
+    if table is not None:
+        record["table"] = dict(table)
     atomic_write_bytes(path, json.dumps(record, indent=2, default=str).encode())
     return path
 
@@ -110,8 +114,9 @@ class SweepSummary(Callback):
         if not results:
             return
         text = format_sweep(results)
-        print("\n" + text)
-        atomic_write_bytes(root / "sweep_summary.md", (text + "\n").encode())
+        path = root / "sweep_summary.md"
+        atomic_write_bytes(path, (text + "\n").encode())
+        print(f"\n{text}\n\nWritten: {path}")
 
 
 def sweep_jobs(config: DictConfig) -> list[list[str]] | None:

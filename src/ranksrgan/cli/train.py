@@ -65,22 +65,19 @@ def train(cfg: DictConfig) -> float | None:
         raise SystemExit(2) from None
     except StageInterrupted as stop:  # the line saying what was saved is printed already
         raise SystemExit(stop.exit_code) from None
+    out_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
     if pipeline.is_primary_process():  # the other DDP ranks would print the same table again
-        print(pipeline.summary(cfg, result))
+        print(pipeline.summary(cfg, result, out_dir))
     final = result["final"]
     section = final.cfg.ranker if final.kind == "ranker" else final.cfg.gan
-    value = result["metrics"].get(f"best/{section.monitor}", result["metrics"].get(section.monitor))
-    if HydraConfig.initialized() and pipeline.is_primary_process():
+    value = result["metrics"].get(section.monitor)  # of the published weights (the stage's `select`)
+    if out_dir is not None and pipeline.is_primary_process():
         from ranksrgan.cli.sweep import write_job_result
 
-        write_job_result(
-            HydraConfig.get().runtime.output_dir,
-            overrides,
-            f"best/{section.monitor}",
-            section.get("monitor_mode", "max"),
-            value,
-            result["metrics"],
+        path = write_job_result(
+            out_dir, overrides, section.monitor, section.get("monitor_mode", "max"), value, result["metrics"], result.get("table")
         )
+        print(f"  {path}")
     if value is None:
         return None
     if math.isnan(value):

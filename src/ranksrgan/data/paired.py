@@ -194,12 +194,18 @@ class WholeImageDataset(Dataset):
 
 
 class PairedSRDataModule(ImageFolderDataModule):
-    """HR folders (+ optional pre-made LR folders) -> training patches and validation images.
+    """HR folders (+ optional pre-made LR folders) -> training patches, validation images and a
+    held-out test split.
+
+    The three splits have separate folders: training and validation (curves, and checkpoint
+    selection with ``select: best``) read ``train_*`` and ``val_*`` only; the test split is read
+    only by ``setup("test")`` (the final table of a run and :meth:`test_dataloader`).
 
     Args:
         train_hr: HR folders for training.
         val_hr: HR folders for validation (whole images).
-        train_lr / val_lr: matching LR folders, or None to make LR with MATLAB bicubic.
+        test_hr: HR folders of the held-out test split (whole images), or None.
+        train_lr / val_lr / test_lr: matching LR folders, or None to make LR with MATLAB bicubic.
         scale: SR factor.
         hr_patch_size: training HR patch (LR patch = hr_patch_size / scale).
         batch_size: training batch size (validation uses 1).
@@ -229,17 +235,22 @@ class PairedSRDataModule(ImageFolderDataModule):
         build_demo: bool = False,
         demo_root: str | None = None,
         patches_on_device: bool = False,
+        test_hr: Sequence[str] | None = None,
+        test_lr: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.train_hr, self.val_hr = list(train_hr), list(val_hr)
         self.train_lr = list(train_lr) if train_lr else None
         self.val_lr = list(val_lr) if val_lr else None
+        self.test_hr = list(test_hr) if test_hr else []
+        self.test_lr = list(test_lr) if test_lr else None
         self.scale, self.hr_patch_size, self.batch_size = scale, hr_patch_size, batch_size
         self.num_workers, self.patches_per_epoch, self.augment = num_workers, patches_per_epoch, augment
         self.val_max_images, self.build_demo, self.demo_root = val_max_images, build_demo, demo_root
         self.patches_on_device = patches_on_device
         self.train_set: PairedPatchDataset | None = None
         self.val_set: WholeImageDataset | None = None
+        self.test_set: WholeImageDataset | None = None
 
     @property
     def val_batch_size(self) -> int:
@@ -250,9 +261,21 @@ class PairedSRDataModule(ImageFolderDataModule):
             pairs = load_pairs(self.train_hr, self.train_lr, self.scale, min_hr_size=self.hr_patch_size)
             self.train_set = PairedPatchDataset(pairs, self.scale, self.hr_patch_size, self.patches_per_epoch, self.augment)
             log.info("training on %d images (decoded once, cached in memory)", len(pairs))
+        if stage == "test":
+            if not self.test_hr:
+                raise ValueError("data.test_hr is empty: this data config has no held-out test split")
+            if self.test_set is None:
+                self.test_set = WholeImageDataset(load_pairs(self.test_hr, self.test_lr, self.scale))
+            return
         if self.val_set is None:
             pairs = load_pairs(self.val_hr, self.val_lr, self.scale)
             self.val_set = WholeImageDataset(pairs[: self.val_max_images] if self.val_max_images else pairs)
+
+    def test_dataloader(self) -> DataLoader:
+        """The held-out test images, whole, one per batch."""
+        if self.test_set is None:
+            self.setup("test")
+        return DataLoader(self.test_set, batch_size=1, shuffle=False, num_workers=min(self.num_workers, 1))
 
     def train_dataloader(self) -> DataLoader | DevicePatchLoader:
         """The workers' loader (:meth:`ImageFolderDataModule.train_dataloader`), or with

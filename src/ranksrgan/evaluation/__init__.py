@@ -13,6 +13,8 @@ Modules, one job each:
 * :mod:`~ranksrgan.evaluation.rank100`: Ranker scores per SR method (Rank100, Fig. 20);
 * :mod:`~ranksrgan.evaluation.against_hr`: per-image NIQE of each method against its HR image
   (Fig. 9: share better than HR, histograms as PNG).
+* :mod:`~ranksrgan.evaluation.seeds`: a run's final table over seeds (mean ± std, paired
+  differences, the Ranker-against-HR alarm).
 
 Every name is importable from ``ranksrgan.evaluation`` itself. Metric ids, polarity and the
 conventions: :mod:`ranksrgan.metrics.registry`.
@@ -38,6 +40,14 @@ from ranksrgan.evaluation.scoring import (
     score_images,
     warn_nan,
 )
+from ranksrgan.evaluation.seeds import (
+    Method,
+    SeedTable,
+    format_seed_table,
+    seed_table,
+    table_numbers,
+    write_seed_table,
+)
 from ranksrgan.evaluation.table3 import (
     BenchmarkSet,
     Evaluation,
@@ -56,13 +66,16 @@ __all__ = [
     "LEARNED_METRICS",
     "MEAN_ROW",
     "METRICS",
+    "Method",
     "MetricInfo",
     "RANK_PREFIX",
     "SKIPPED",
+    "SeedTable",
     "UpperBound",
     "evaluate",
     "format_comparison",
     "format_markdown",
+    "format_seed_table",
     "format_summary",
     "format_table",
     "load_learned_metrics",
@@ -74,10 +87,13 @@ __all__ = [
     "read_per_image_csv",
     "score_batch",
     "score_images",
+    "seed_table",
+    "table_numbers",
     "skipped_records",
     "upper_bounds",
     "warn_nan",
     "write_csv",
     "write_evaluation",
     "write_per_image_csv",
+    "write_seed_table",
 ]

@@ -8,7 +8,9 @@ The paper's dependency graph is built from the configs:
   and on the generator it starts from (``gan.pretrained``: a recipe name or a checkpoint);
 * the interpolation Ranker depends on the generator recipe named by ``datamodule.sr``
   (``sr: srgan``: SRGAN outputs interpolated with HR, paper Eq. 12);
-* ``compare: [srgan, rankrb, ...]`` adds more recipes to the run (the paper's Fig. 22).
+* ``compare: [srgan, rankrb, ...]`` adds more recipes to the run (the paper's Fig. 22);
+* ``seeds: [1, 2, 3]`` trains the compared recipes (``gan`` and ``compare``) once per seed
+  (stages labelled ``name@seed``); the stages they depend on are trained once, with ``seed``.
 
 ``ranker=blur gan=rankrbri`` therefore plans: blur Ranker, SRResNet, SRGAN, interpolation Ranker
 (fed by that SRGAN), RankSRGAN-RbRi.
@@ -33,6 +35,12 @@ reaches it (:func:`~ranksrgan.pipeline.planning.unreached_overrides`; ``docs/swe
 * the keys of the stages it depends on;
 * the world size (devices × nodes: ``data.batch_size`` is per process, so it sets the effective
   batch) and the library version.
+
+**Published weights.** A generator stage publishes its last weights (``select: last``, equal
+iterations for every recipe) or those of its best validation by ``monitor`` (``select: best``); a
+Ranker its best validation. The record says which (``selected``, ``iteration``, ``metrics``) and
+keeps both validations (``last``, ``best``). The final table is on ``data.test_hr``, which no stage
+reads (:func:`~ranksrgan.pipeline.reporting.summary`).
 
 Finished stages live in :class:`ranksrgan.store.StageStore`. With ``reuse_stages=true`` a finished
 stage of the same key is reused and an unfinished one resumes from its ``last.ckpt``. With

@@ -53,6 +53,9 @@ NO_EFFECT_KEYS = (
     "gan.module.num_logged_images",
     "gan.module.nan_check_interval",
     "gan.module.grad_norm_interval",
+    # the held-out test split: read by the final table only, never by a stage
+    "data.test_hr",
+    "data.test_lr",
 )
 
 #: Config keys whose string values name files or folders a stage reads.
@@ -83,6 +86,8 @@ class Stage:
         world_size: processes of the run (devices × nodes).
         ignored: dotted config keys left out of the key (no effect on the result).
         origin: the run's ``experiment`` and ``data`` options (:func:`run_origin`); recorded, not in the key.
+        seed: the seed of a compared GAN stage repeated once per entry of the top-level ``seeds``
+            (it is ``cfg.seed``, hence in the key); None for a stage planned once.
     """
 
     kind: str
@@ -93,6 +98,12 @@ class Stage:
     world_size: int = 1
     ignored: tuple[str, ...] = ()
     origin: dict[str, str | None] = field(default_factory=dict)
+    seed: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``name``, or ``name@seed`` for a stage repeated per seed (unique within a plan)."""
+        return self.name if self.seed is None else f"{self.name}@{self.seed}"
 
     @property
     def section(self) -> DictConfig:
@@ -239,11 +250,31 @@ class Planner:
         stages = []
         if cfg.get("ranker") is not None:
             self.ranker_stage(self.variant("ranker", cfg.ranker.name), stages)
-        if cfg.get("gan") is not None:
-            self.generator_stage(self.variant("gan", cfg.gan.name), stages)
-        for name in compare:
-            self.generator_stage(self.variant("gan", str(name)), stages)
+        seeds = self._seeds()
+        names = ([cfg.gan.name] if cfg.get("gan") is not None else []) + [str(n) for n in compare]
+        for name in dict.fromkeys(names):
+            if not seeds:
+                self.generator_stage(self.variant("gan", name), stages)
+            for seed in seeds:
+                self.seeded_stage(name, seed, stages)
         return stages
+
+    def _seeds(self) -> list[int]:
+        """The top-level ``seeds`` (empty: the compared stages run once, with ``seed``)."""
+        seeds = list(self.cfg.get("seeds") or [])
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
+            raise PlanError([f"seeds must be distinct integers, got {seeds}"])
+        return seeds
+
+    def seeded_stage(self, name: str, seed: int, stages: list[Stage]) -> Stage:
+        """The compared recipe ``name`` trained with ``seed``; the stages it depends on (Rankers,
+        its starting point, the SRGAN of Ranker-i) keep the run's ``seed`` and are shared."""
+        cfg = self.variant("gan", name).copy()
+        cfg.seed = seed
+        stage = self.generator_stage(cfg, stages)
+        # a shared stage of the same key (e.g. Ranker-i's SRGAN when seed is the run's seed) is this run too
+        stage.seed = seed
+        return stage
 
     def _add(self, stage: Stage, stages: list[Stage]) -> Stage:
         existing = next((s for s in stages if s.kind == stage.kind and s.key == stage.key), None)
@@ -471,6 +502,8 @@ def check_values(stage: Stage) -> list[str]:
         if value is None or int(value) <= 0:
             problems.append(f"{where}: {key} must be > 0, got {value} (stages.{stage.name}.{key} or {group}.{key})")
     if stage.kind == "generator":
+        if section.get("select", "last") not in ("last", "best"):
+            problems.append(f"{where}: select must be last or best, got {section.get('select')!r}")
         for term in ("pixel", "perceptual", "gan"):
             weight = (section.module.get(term) or {}).get("weight", 0.0)
             if weight is not None and float(weight) < 0:
@@ -650,6 +683,10 @@ def preflight(cfg: DictConfig, stages: list[Stage], download: bool = True) -> li
     """
 
     problems: list[str] = []
+    for split in ("test_hr", "test_lr"):
+        for folder in cfg.data.get(split) or []:
+            if not Path(folder).is_dir():
+                problems.append(f"{folder}: data.{split} (the final table's test split) is not a folder")
     store = Path(cfg.paths.store)
     try:
         store.mkdir(parents=True, exist_ok=True)

@@ -9,15 +9,18 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from ranksrgan.evaluation.seeds import Method
+from ranksrgan.evaluation.table3 import BenchmarkSet
 from ranksrgan.lit.history import HISTORY_FILE, load_history
 from ranksrgan.pipeline.planning import Stage, blocking_problems, decide
 from ranksrgan.store import StageStore
 
-__all__ = ["PLUMBING_ITERATIONS", "SUMMARY_METRICS", "describe_plan", "summary", "stored_stages"]
+__all__ = ["PLUMBING_ITERATIONS", "SUMMARY_METRICS", "describe_plan", "summary", "stored_stages", "write_curves_csv"]
 
 
 def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = True) -> str:
-    """One line per stage: order, kind, name, key, steps, action, dependencies, reason; the total
+    """One line per stage: order, kind, name (``name@seed`` for a stage repeated per seed), key,
+    steps, action, dependencies, reason; the seeds and the images of the final table; the total
     steps and the ESTIMATED time of the stages to train (:mod:`ranksrgan.pipeline.estimate`); then,
     with ``with_problems``, what would stop the real run (:func:`~ranksrgan.pipeline.planning.blocking_problems`).
     A stage to train is compared with the most similar stored stage of its name."""
@@ -28,11 +31,19 @@ def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = Tr
     lines = [f"Plan ({len(stages)} stages, reuse_stages={str(bool(cfg.reuse_stages)).lower()}):", header]
     for i, stage in enumerate(stages, 1):
         decision = decide(cfg, stage, store)
-        deps = ", ".join(d.name for d in stage.depends_on) or "-"
+        deps = ", ".join(d.label for d in stage.depends_on) or "-"
         lines.append(
-            f"{i:>2}  {stage.kind:<9} {stage.name:<12} {stage.key:<12} {stage.steps:>8}  {decision.action:<6}  {deps:<24} "
+            f"{i:>2}  {stage.kind:<9} {stage.label:<12} {stage.key:<12} {stage.steps:>8}  {decision.action:<6}  {deps:<24} "
             f"{decision.reason}"
         )
+    if any(s.kind == "generator" for s in stages):
+        seeds = list(cfg.get("seeds") or [])
+        lines.append(
+            f"Seeds of the compared GAN stages: {', '.join(map(str, seeds))} (the stages they depend on use seed={cfg.seed})"
+            if seeds
+            else f"Seeds: one, seed={cfg.seed} (seeds=[...] repeats the compared GAN stages)"
+        )
+        lines.append(f"Final table on: {_table_split(cfg)[1]}")
     to_train = [s for s in stages if decide(cfg, s, store).action != "reuse"]
     lines += describe_estimate(cfg, stages, to_train)
     problems = blocking_problems(cfg, stages) if with_problems else []
@@ -47,19 +58,80 @@ PLUMBING_ITERATIONS = 50
 SUMMARY_METRICS = ("niqe", "psnr", "ssim", "psnr_rgb", "chroma")
 
 
-def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
-    """Human-readable end-of-run report: the stages; for GAN runs the comparison of the paper's
-    Fig. 22 on the validation folders (bicubic, every generator and HR as rows; NIQE, PSNR, SSIM,
-    RGB PSNR, chroma ratio and each Ranker's mean score as columns) and the validation curves of
-    every generator stage; for a Ranker run its validation metrics."""
+def _table_split(cfg: DictConfig) -> tuple[list[BenchmarkSet], str]:
+    """The sets of the final table (the held-out ``data.test_hr``, else the validation folders)
+    and a sentence saying which."""
+    held_out = bool(cfg.data.get("test_hr"))
+    split = "test" if held_out else "val"
+    hr = list(cfg.data[f"{split}_hr"])
+    lr = list(cfg.data.get(f"{split}_lr") or []) or [None] * len(hr)
+    sets = [
+        BenchmarkSet(f"{split}{i}" if len(hr) > 1 else split, Path(h), Path(x) if x else None)
+        for i, (h, x) in enumerate(zip(hr, lr))
+    ]
+    where = ", ".join(str(h) for h in hr)
+    if held_out:
+        return sets, f"the held-out test split data.test_hr ({where}); no stage reads it"
+    return sets, (
+        f"the validation images data.val_hr ({where}), NOT held out: they drew the validation curves "
+        "(and chose checkpoints with select=best); set data.test_hr for an unbiased table"
+    )
+
+
+def _rows(cfg: DictConfig, stages: list[Stage], store: StageStore) -> tuple[list[Method], list[tuple[str, str]], list[str]]:
+    """Rows of the final table (Bicubic, the generators planned once, the ``compare`` recipes and
+    the command's ``gan`` recipe, each over its seeds, HR), the paired differences (``gan`` minus
+    each ``compare`` recipe) and notes."""
+
+    def weights(group: list[Stage]) -> str:
+        records = [store.finished(s.kind, s.name, s.key) or {} for s in group]
+        chosen = {r.get("selected", "?") for r in records}
+        its = list(dict.fromkeys(str(r.get("iteration", "?")) for r in records))
+        return f"{'/'.join(sorted(chosen))} (it {', '.join(its)})"
+
+    generators = [s for s in stages if s.kind == "generator"]
+    order = [str(n) for n in cfg.get("compare") or []] + ([cfg.gan.name] if cfg.get("gan") is not None else [])
+    seeded = sorted((s for s in generators if s.seed is not None), key=lambda s: order.index(s.name) if s.name in order else -1)
+    compared: dict[str, list[Stage]] = {}
+    for s in seeded:
+        compared.setdefault(s.name, []).append(s)
+    rows = [Method("Bicubic", ("Bicubic",))]
+    notes = []
+    for s in generators:
+        if s.seed is not None:
+            continue
+        if s.name in compared:
+            notes.append(f"{s.name} with seed {s.cfg.seed} (a dependency of other stages) is not a row; its seed is not in seeds")
+            continue
+        rows.append(Method(s.label, (s.label,), (int(s.cfg.seed),), weights([s])))
+    for name, group in compared.items():
+        rows.append(Method(name, tuple(s.label for s in group), tuple(int(s.seed) for s in group), weights(group)))
+    rows.append(Method("HR", ("HR",)))
+    final = cfg.gan.name if cfg.get("gan") is not None and cfg.gan.name in compared else None
+    pairs = [(final, other) for other in compared if final is not None and other != final]
+    return rows, pairs, notes
+
+
+def summary(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.PathLike | None = None) -> str:
+    """Human-readable end-of-run report: the stages; for GAN runs the final table (the comparison
+    of the paper's Fig. 22) on the held-out test split (``data.test_hr``; else the validation
+    images, said so): Bicubic, every generator (each compared recipe as mean ± std over its seeds)
+    and HR as rows; NIQE, PSNR, SSIM, RGB PSNR, chroma ratio and each Ranker's mean score as
+    columns; the paired differences between recipes; the validation curves of every generator
+    stage. For a Ranker run its validation metrics.
+
+    With ``out_dir``, writes ``final_table.md``, ``final_table.csv``, ``final_per_image.csv`` and
+    ``val_curves.csv`` there and lists their paths. Adds ``result["table"]`` (the table's numbers,
+    :func:`ranksrgan.evaluation.table_numbers`, one per set) and ``result["files"]``.
+    """
     import torch
 
-    from ranksrgan.evaluation import BenchmarkSet, evaluate, format_comparison
+    from ranksrgan.evaluation import evaluate, format_seed_table, seed_table, table_numbers, write_per_image_csv, write_seed_table
     from ranksrgan.lit.history import format_curves
 
     stages: list[Stage] = result["all"]
     lines = ["", "Stages (reused or trained):"]
-    lines += [f"  {s.kind:<9} {s.name:<14} {result['stages'][s.name]}" for s in stages]
+    lines += [f"  {s.kind:<9} {s.label:<14} {result['stages'][s.label]}" for s in stages]
     generators = [s for s in stages if s.kind == "generator"]
     if not generators:
         metrics = result["metrics"]
@@ -67,45 +139,79 @@ def summary(cfg: DictConfig, result: dict[str, Any]) -> str:
             "Ranker validation: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("val/"))
         )
         return "\n".join(lines)
-    val_lr = list(cfg.data.val_lr) if cfg.data.get("val_lr") else [None] * len(cfg.data.val_hr)
-    sets = [
-        BenchmarkSet(f"val{i}" if len(cfg.data.val_hr) > 1 else "val", Path(hr), Path(lr) if lr else None)
-        for i, (hr, lr) in enumerate(zip(cfg.data.val_hr, val_lr))
-    ]
+    store = StageStore(cfg.paths.store)
+    sets, where = _table_split(cfg)
+    rows, pairs, row_notes = _rows(cfg, stages, store)
+    runs = [r for row in rows[1:-1] for r in row.runs]
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         evaluation = evaluate(
             sets,
-            checkpoints=[(s.name, result["stages"][s.name]) for s in generators],
+            checkpoints=[(label, result["stages"][label]) for label in runs],
             scale=cfg.data.scale,
             device="cuda" if gpu else "cpu",
             with_pi=None,
             metrics=list(SUMMARY_METRICS),
-            rankers=[(s.name, result["stages"][s.name]) for s in stages if s.kind == "ranker"],
+            rankers=[(s.label, result["stages"][s.label]) for s in stages if s.kind == "ranker"],
             include_hr=True,
-            max_images=cfg.data.get("val_max_images"),
+            max_images=None if cfg.data.get("test_hr") else cfg.data.get("val_max_images"),
         )
     nan_outputs = sum("is NaN" in str(w.message) for w in caught)
     if nan_outputs:
         evaluation.notes.append(f"{nan_outputs} output(s) have an undefined (NaN) metric: constant or near-constant images")
+    evaluation.notes += row_notes
     most = max(s.steps for s in generators)
     if most < PLUMBING_ITERATIONS:
         evaluation.notes.append(
             f"the generators trained at most {most} iterations: this run checks the plumbing, not quality "
             "(`make demo` trains for real)"
         )
-    store = StageStore(cfg.paths.store)
-    histories = {s.name: load_history(store.work_dir(s.name, s.key) / HISTORY_FILE) for s in generators}
-    lines += ["", format_comparison(evaluation), "", "Validation curves (the data of Fig. 22):", format_curves(histories)]
+    margin = float((cfg.get("report") or {}).get("hr_margin", 0.5))
+    tables = [seed_table(evaluation, rows, d, pairs, margin) for d in evaluation.datasets]
+    texts = [format_seed_table(t, f"Final table on {where}:\n") for t in tables]
+    histories = {s.label: load_history(store.work_dir(s.name, s.key) / HISTORY_FILE) for s in generators}
+    lines += [""] + texts + ["Validation curves (the data of Fig. 22):", format_curves(histories)]
+    result["table"] = {t.dataset: table_numbers(t) for t in tables}
+    result["files"] = {}
+    if out_dir is not None:
+        out = Path(out_dir)
+        for t, text in zip(tables, texts):
+            suffix = "" if len(tables) == 1 else f"_{t.dataset}"
+            for kind, path in write_seed_table(t, out, text).items():
+                target = path.with_name(path.stem + suffix + path.suffix)
+                path.replace(target)
+                result["files"][f"{kind}{suffix}"] = target
+        result["files"]["per_image"] = out / "final_per_image.csv"
+        write_per_image_csv(
+            result["files"]["per_image"],
+            evaluation.records,
+            ["dataset", "method", "image"],
+            evaluation.metrics,
+            ["dataset", "method"],
+        )
+        result["files"]["curves"] = write_curves_csv(histories, out / "val_curves.csv")
+        lines += ["Written:"] + [f"  {path}" for path in result["files"].values()]
     return "\n".join(lines)
+
+
+def write_curves_csv(histories: dict[str, list[dict[str, Any]]], path: str | os.PathLike) -> Path:
+    """The validation curves as one CSV: ``stage,iteration`` then every ``val/*`` metric any
+    stage logged (empty where a stage has none)."""
+    from ranksrgan.evaluation import write_csv
+
+    metrics = sorted({k for entries in histories.values() for e in entries for k in e if k.startswith("val/")})
+    rows = [[label, e["step"]] + [e.get(m, "") for m in metrics] for label, entries in histories.items() for e in entries]
+    write_csv(path, ["stage", "iteration", *metrics], rows)
+    return Path(path)
 
 
 def stored_stages(store: str | os.PathLike, kind: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
     """Records of finished stages in ``store`` (newest first), optionally of one kind / name.
 
-    Each record is the stage's JSON (``kind``, ``name``, ``key``, ``metrics``: the last validation
-    plus ``best/<monitor>``, the score of the stored checkpoint; ``config``; ``inputs``...) plus
+    Each record is the stage's JSON (``kind``, ``name``, ``key``, ``seed``; ``selected``: last or
+    best, ``iteration`` and ``metrics``: the validation of the published weights; ``last`` and
+    ``best``: both validations; ``config``; ``inputs``...) plus
     ``"checkpoint"``: the artifact path. Used by notebooks and scripts to find trained models.
     """
     return StageStore(store).records(kind, name)

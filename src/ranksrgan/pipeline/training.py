@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ from ranksrgan.store import StageStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RUN_STARTED_ENV", "is_primary_process", "make_logger", "make_trainer", "run_stage", "run"]
+__all__ = ["RUN_STARTED_ENV", "choose_checkpoint", "is_primary_process", "make_logger", "make_trainer", "run_stage", "run"]
 
 
 #: Environment variable with the start time of the primary process's run; DDP ranks that re-run
@@ -109,7 +110,7 @@ def make_trainer(
         save_top_k=1,
         auto_insert_metric_name=False,
     )
-    label, unit = f"stage {position[0]}/{position[1]} {stage.kind} {stage.name}", "step" if stage.kind == "ranker" else "it"
+    label, unit = f"stage {position[0]}/{position[1]} {stage.kind} {stage.label}", "step" if stage.kind == "ranker" else "it"
     steps_per_unit = max(1, max_steps // max(1, stage.steps))
     progress = StageProgress(label, stage.steps, unit=unit, steps_per_unit=steps_per_unit)
     last = LastCheckpoint(work_dir / "checkpoints")
@@ -169,7 +170,7 @@ def run_stage(
             if moved is not None:
                 log.info("reuse_stages=false: moved the old work folder aside to %s", moved)
         work_dir.mkdir(parents=True, exist_ok=True)
-        pl.seed_everything(cfg.seed, workers=True)
+        pl.seed_everything(stage.cfg.seed, workers=True)
         section = stage.section
         if stage.kind == "ranker":
             dm_cfg = OmegaConf.to_container(section.datamodule, resolve=True)
@@ -211,16 +212,21 @@ def run_stage(
                 f"{stage.kind} {stage.name} stopped at step {trainer.global_step} of {steps}; "
                 "run the same command again to resume from its last checkpoint"
             )
+        history = load_history(work_dir / HISTORY_FILE)
+        if not history or history[-1]["step"] < section.max_steps:
+            # max_steps is not a multiple of val_check_interval: validate the final weights too,
+            # so that "last" has metrics (checkpoint selection only sees the periodic validations)
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+            history = load_history(work_dir / HISTORY_FILE)
         if trainer.global_rank == 0:
             callback = trainer.checkpoint_callback
             best = Path(callback.best_model_path or last)
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-            if not any(k.startswith("val/") for k in metrics):  # resumed at its end: nothing ran
-                history = load_history(work_dir / HISTORY_FILE)
-                metrics.update({k: float(v) for k, v in (history[-1] if history else {}).items() if k.startswith("val/")})
-            if callback.best_model_score is not None:
-                metrics[f"best/{monitor}"] = float(callback.best_model_score)
-            _publish(store, best if best.exists() else last, stage, metrics, resolved)
+            select = section.get("select", "last") if stage.kind == "generator" else "best"
+            if not best.exists():  # no validation scored (every monitor value NaN): the last weights
+                select = "last"
+            score = None if callback.best_model_score is None else float(callback.best_model_score)
+            choice = choose_checkpoint(history, monitor, mode, select, score)
+            _publish(store, best if select == "best" else last, stage, choice, resolved)
             # The published network is the stage's result: the training checkpoints (optimiser
             # states, discriminator) go; logs, samples and the validation history stay.
             shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
@@ -228,8 +234,47 @@ def run_stage(
         return artifact
 
 
-def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, float], resolved: dict[str, Path]) -> Path:
+def _validation(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"iteration": entry["step"], **{k: v for k, v in entry.items() if k.startswith("val/")}}
+
+
+def choose_checkpoint(
+    history: list[dict[str, Any]], monitor: str, mode: str, select: str, best_score: float | None = None
+) -> dict[str, Any]:
+    """What a stage publishes, from its validation history (oldest first): ``select`` ("last" or
+    "best"), ``iteration`` and ``metrics`` (the ``val/*`` values) of the published weights, and
+    ``last`` / ``best`` (each ``{"iteration", val/*...}``).
+
+    The best entry is the one that scored ``best_score`` (the checkpoint callback's) on
+    ``monitor``, else the first of the best values by ``mode`` ("min" / "max"); NaN never wins.
+    """
+    if not history:
+        raise ValueError("no validation ran: nothing describes the weights to publish")
+    last = history[-1]
+    scored = [e for e in history if isinstance(e.get(monitor), float) and not math.isnan(e[monitor])]
+    best = last
+    if scored:
+        target = best_score if best_score is not None and any(e[monitor] == best_score for e in scored) else None
+        if target is None:
+            target = (min if mode == "min" else max)(e[monitor] for e in scored)
+        best = next(e for e in scored if e[monitor] == target)
+    chosen = last if select == "last" else best
+    view = _validation(chosen)
+    return {
+        "selected": select,
+        "monitor": monitor,
+        "iteration": view.pop("iteration"),
+        "metrics": view,
+        "last": _validation(last),
+        "best": _validation(best),
+    }
+
+
+def _publish(store: StageStore, source: Path, stage: Stage, choice: dict[str, Any], resolved: dict[str, Path]) -> Path:
     """Store the stage's network (from the chosen checkpoint) as a slim state dict with its record.
+
+    The record describes the published weights: ``selected`` (last / best), their ``iteration``
+    and validation ``metrics``; ``last`` and ``best`` keep both validations (:func:`choose_checkpoint`).
 
     The record's ``config`` is what the stage ran with: the interpolation Ranker's ``sr`` recipe is
     replaced by the generator file it resolved to, so that its data module can be instantiated
@@ -247,8 +292,9 @@ def _publish(store: StageStore, source: Path, stage: Stage, metrics: dict[str, f
         "kind": stage.kind,
         "name": stage.name,
         "key": stage.key,
+        "seed": stage.cfg.seed,
         "source": str(source),
-        "metrics": metrics,
+        **choice,
         "config": config,
         "key_config": payload["config"],
         "inputs": payload["inputs"],
@@ -284,7 +330,8 @@ def _resolve_pretrained(pretrained: str | None, stage: Stage, resolved: dict[str
 def run(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
     """Run every stage the config needs (``overrides``: the command line, to compose dependencies).
 
-    Returns ``{"stages": {name: artifact}, "final": Stage, "metrics": final stage metrics, "all": stages}``.
+    Returns ``{"stages": {label: artifact}, "final": Stage, "metrics": final stage metrics (of its
+    published weights), "all": stages}`` (labels: :attr:`Stage.label`).
     """
     if is_primary_process():
         os.environ[RUN_STARTED_ENV] = repr(time.time())
@@ -295,7 +342,7 @@ def run(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
     problems = preflight(cfg, todo)
     if problems:
         raise PlanError(problems)
-    log.info("stages: %s", ", ".join(f"{s.kind}:{s.name}" for s in stages))
+    log.info("stages: %s", ", ".join(f"{s.kind}:{s.label}" for s in stages))
     resolved: dict[str, Path] = {}
     for i, stage in enumerate(stages, 1):
         resolved[stage.key] = run_stage(
@@ -304,7 +351,7 @@ def run(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
     final = _final_stage(cfg, stages)
     record = StageStore(cfg.paths.store).finished(final.kind, final.name, final.key) or {}
     return {
-        "stages": {s.name: resolved[s.key] for s in stages},
+        "stages": {s.label: resolved[s.key] for s in stages},
         "final": final,
         "metrics": record.get("metrics", {}),
         "all": stages,
