@@ -104,8 +104,8 @@ def test_seeds_repeat_only_the_compared_gan_stages(tmp_path):
 
 
 def test_dry_run_shows_the_seeds_and_the_test_split(tmp_path):
-    for name in ("DIV2K_train_HR", "valid_0801-0850", "valid_0851-0900"):
-        (tmp_path / "data" / "DIV2K" / name).mkdir(parents=True)
+    for name in ("DIV2K/DIV2K_train_HR", "DIV2K/valid_0801-0850", "DIV2K/valid_0851-0900", "Flickr2K/Flickr2K_HR"):
+        (tmp_path / "data" / name).mkdir(parents=True)
     for experiment, test_dir in (("demo", "demo/test/HR"), ("fig22", "DIV2K/valid_0851-0900")):
         overrides = [f"experiment={experiment}", f"paths.root={tmp_path}"]
         with initialize_config_dir(config_dir=CONF, version_base="1.3"):

@@ -356,8 +356,8 @@ def test_store_list_names_experiment_and_data_and_explains_missing_numbers(tmp_p
     ]
     assert rows[0][5:7] == ["-", "[3]"] and rows[2][3:7] == ["-", "[1]", "-", "[1]"] and rows[2][-2:] == ["-", "/d/HR"]
     assert lines[4:] == [
-        "[1] no validation logged best/val/srocc / val/srocc for this stage",
+        "[1] no validation logged the best val/srocc / the last val/srocc for this stage",
         "[2] the last validation's val/niqe is NaN: undefined for constant or near-constant outputs, or a diverged network",
-        "[3] no validation gave a finite val/niqe, so none was best: the stored network is the first validation's",
+        "[3] no validation gave a finite val/niqe, so none was best",
     ]
     assert not re.search(r"=-?(nan|inf)\b", "\n".join(lines), re.IGNORECASE)

@@ -41,6 +41,11 @@ def _train(*args: str, root: Path) -> subprocess.CompletedProcess:
     )
 
 
+def _stage(stages: list, name: str):
+    """The (first) planned stage of that recipe or Ranker (compared recipes repeat per seed)."""
+    return next(s for s in stages if s.name == name)
+
+
 def test_a_value_an_experiment_replaces_stops_the_plan_with_the_key_that_works(tmp_path):
     root = f"paths.root={tmp_path}"
     assert _problems(["experiment=demo", "gan.rankers.0.weight=0.02", root]) == [
@@ -48,7 +53,7 @@ def test_a_value_an_experiment_replaces_stops_the_plan_with_the_key_that_works(t
         "set ++stages.rankrbri.rankers.0.weight=0.02 instead"
     ]
     # the form it names reaches the stage; the other Ranker keeps the demo's weight
-    rbri = _plan(["experiment=demo", "++stages.rankrbri.rankers.0.weight=0.02", root])[-1]
+    rbri = _stage(_plan(["experiment=demo", "++stages.rankrbri.rankers.0.weight=0.02", root]), "rankrbri")
     assert [(r.name, r.weight) for r in rbri.section.rankers] == [("blur", 0.02), ("interp", 0.01)]
     # smoke: the same shape for the discriminator of RbRi
     assert _problems(["experiment=smoke", "gan.module.discriminator.kwargs.num_features=8", root]) == [
@@ -84,10 +89,10 @@ def test_values_that_reach_their_stage_pass(tmp_path):
     root = f"paths.root={tmp_path}"
     # smoke sets no Ranker list for RbRi; the generator architecture reaches every generator stage
     stages = _plan(["experiment=smoke", "gan.rankers.0.weight=0.02", "gan.module.generator.kwargs.num_blocks=2", root])
-    assert stages[-1].section.rankers[0].weight == 0.02
+    assert _stage(stages, "rankrbri").section.rankers[0].weight == 0.02
     assert all(s.section.module.generator.kwargs.num_blocks == 2 for s in stages if s.kind == "generator")
     # a value that equals what the experiment sets is held, so it passes
-    assert _plan(["experiment=demo", "gan.rankers.0.weight=0.01", root])[-1].section.rankers[0].weight == 0.01
+    assert _stage(_plan(["experiment=demo", "gan.rankers.0.weight=0.01", root]), "rankrbri").section.rankers[0].weight == 0.01
 
 
 def test_sweep_jobs_expand_like_the_basic_sweeper():

@@ -136,7 +136,8 @@ def cmd_list(store: StageStore, args: argparse.Namespace) -> int:
             f"{r['kind']:<9} {r['name']:<12} {r['key']:<12} {cells[0]:<20} {cells[1]:<20} {_human(size):>9}  {date:<16}  "
             f"{experiment:<10}  {_data(r)}"
         )
-    print("* the published weights (the stage's `select`)")
+    if any(r.get("selected") for r in records):
+        print("* the published weights (the stage's `select`)")
     for marker in sorted(notes):
         print(f"{marker} {NOTES[marker].format(metric=' / '.join(sorted(notes[marker])))}")
     _list_unfinished(store, args)

@@ -54,8 +54,9 @@ def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = Tr
 
 #: Generator iterations below which the summary says that a run only checked the plumbing.
 PLUMBING_ITERATIONS = 50
-#: Columns of the end-of-run comparison: the Y metrics of the paper, plus two that see colour.
-SUMMARY_METRICS = ("niqe", "psnr", "ssim", "psnr_rgb", "chroma")
+#: Columns of the end-of-run comparison: the Y metrics of the paper, two that see colour, and the
+#: amplitude of a pattern at the SR scale's period (a generator gaming NIQE or a Ranker draws one).
+SUMMARY_METRICS = ("niqe", "psnr", "ssim", "psnr_rgb", "chroma", "grid")
 
 
 def _table_split(cfg: DictConfig) -> tuple[list[BenchmarkSet], str]:
@@ -118,16 +119,26 @@ def summary(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.PathLike 
     images, said so): Bicubic, every generator (each compared recipe as mean ± std over its seeds)
     and HR as rows; NIQE, PSNR, SSIM, RGB PSNR, chroma ratio and each Ranker's mean score as
     columns; the paired differences between recipes; the validation curves of every generator
-    stage. For a Ranker run its validation metrics.
+    stage; the share of outputs whose NIQE beats their HR's (Fig. 9) and the run's departures from
+    the paper. For a Ranker run its validation metrics.
 
-    With ``out_dir``, writes ``final_table.md``, ``final_table.csv``, ``final_per_image.csv`` and
-    ``val_curves.csv`` there and lists their paths. Adds ``result["table"]`` (the table's numbers,
+    With ``out_dir``, writes ``final_table.md``, ``final_table.csv``, ``final_per_image.csv``,
+    ``val_curves.csv`` and the NIQE histograms ``niqe_vs_hr.png`` there and lists their paths. Adds ``result["table"]`` (the table's numbers,
     :func:`ranksrgan.evaluation.table_numbers`, one per set) and ``result["files"]``.
     """
     import torch
 
-    from ranksrgan.evaluation import evaluate, format_seed_table, seed_table, table_numbers, write_per_image_csv, write_seed_table
+    from ranksrgan.evaluation import (
+        evaluate,
+        format_seed_table,
+        niqe_against_hr,
+        seed_table,
+        table_numbers,
+        write_per_image_csv,
+        write_seed_table,
+    )
     from ranksrgan.lit.history import format_curves
+    from ranksrgan.pipeline.departures import departures
 
     stages: list[Stage] = result["all"]
     lines = ["", "Stages (reused or trained):"]
@@ -171,7 +182,13 @@ def summary(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.PathLike 
     tables = [seed_table(evaluation, rows, d, pairs, margin) for d in evaluation.datasets]
     texts = [format_seed_table(t, f"Final table on {where}:\n") for t in tables]
     histories = {s.label: load_history(store.work_dir(s.name, s.key) / HISTORY_FILE) for s in generators}
-    lines += [""] + texts + ["Validation curves (the data of Fig. 22):", format_curves(histories)]
+    against_hr = niqe_against_hr(evaluation)
+    footer = departures(cfg, stages)
+    lines += [""] + texts
+    lines += ["NIQE of each output against its own HR image (the paper's Fig. 9):", against_hr.format(), ""]
+    if footer:
+        lines += ["Departures from the paper in this run:"] + [f"  - {d}" for d in footer] + [""]
+    lines += ["Validation curves (the data of Fig. 22):", format_curves(histories)]
     result["table"] = {t.dataset: table_numbers(t) for t in tables}
     result["files"] = {}
     if out_dir is not None:
@@ -191,6 +208,7 @@ def summary(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.PathLike 
             ["dataset", "method"],
         )
         result["files"]["curves"] = write_curves_csv(histories, out / "val_curves.csv")
+        result["files"]["niqe_vs_hr"] = against_hr.write_png(out / "niqe_vs_hr.png")
         lines += ["Written:"] + [f"  {path}" for path in result["files"].values()]
     return "\n".join(lines)
 
