@@ -1,7 +1,7 @@
 """``ranksrgan-build-rankset``: write the label file of the SR rank dataset (resumable).
 
 Also runs as ``python -m ranksrgan.cli.build_rankset``. The logic lives in
-:mod:`ranksrgan.data.rank.sr` and :mod:`ranksrgan.data.rank.labels`.
+:mod:`ranksrgan.data.rank.sr_labelling` and :mod:`ranksrgan.data.rank.labels`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def summary(table: LabelTable) -> str:
 
 def _body(args: argparse.Namespace) -> int:
     from ranksrgan.data.rank.labels import part_path
-    from ranksrgan.data.rank.sr import build_sr_labels
+    from ranksrgan.data.rank.sr_labelling import build_sr_labels
 
     sr = {}
     for spec in args.sr:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ranksrgan.data.pairs import load_pair
+from ranksrgan.data.hr_lr_pairs import load_pair
 from ranksrgan.evaluation.csvformat import SKIPPED, mean, skipped_records, write_csv, write_per_image_csv
 from ranksrgan.evaluation.scoring import (
     ITEM_ERRORS,
@@ -222,7 +222,7 @@ def evaluate(
 
     * HR images are mod-cropped to a multiple of ``scale`` (bottom/right); LR = MATLAB bicubic
       ``imresize(HR, 1/scale)`` rounded to the HR bit depth (or read from ``lr_dir``, matched by
-      stem, size HR/scale) — :func:`ranksrgan.data.pairs.load_pairs`.
+      stem, size HR/scale) — :func:`ranksrgan.data.hr_lr_pairs.load_pairs`.
     * Methods: ``Bicubic`` (MATLAB bicubic ``imresize(LR, scale)``), each generator checkpoint
       (run in memory on ``device``, tiled with ``tile``/``overlap`` when the LR is larger than
       ``tile``), each folder of precomputed SR images (matched by stem; ``folder/<set name>/``

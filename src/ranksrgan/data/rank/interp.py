@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ranksrgan.data.pairs import make_lr
+from ranksrgan.data.hr_lr_pairs import make_lr
 from ranksrgan.data.rank import (
     DecodedImage,
     apply_flips,
@@ -40,7 +40,7 @@ from ranksrgan.data.rank import (
     sample_level_pair,
     val_windows,
 )
-from ranksrgan.data.rank.distortion import HRRankDataModule
+from ranksrgan.data.rank.hr_folder import HRRankDataModule
 from ranksrgan.data.sampling import SampleKey, key_generator
 from ranksrgan.io import images_by_stem, mod_sizes, read_matched, to_array, to_tensor
 from ranksrgan.ops.color import quantize_uint8
@@ -206,7 +206,7 @@ class InterpTupleDataset(Dataset):
 class InterpRankDataModule(HRRankDataModule):
     """Interpolation rank pairs between an SR source and HR (RankSRGAN's Ranker-i).
 
-    Shares the HR-folder settings of :class:`~ranksrgan.data.rank.distortion.HRRankDataModule`;
+    Shares the HR-folder settings of :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule`;
     its datasets pair each HR image with its SR (:func:`make_sr_images`).
 
     Args:
@@ -215,7 +215,7 @@ class InterpRankDataModule(HRRankDataModule):
         lambdas: ascending λ levels, best (0 = HR) first.
         scale: SR factor (LR making and mod-crop).
         **settings: the other HR-folder settings of
-            :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
+            :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule` (patch_size, batch_size,
             num_workers, patches_per_epoch, val_windows_per_image, min_sharpness (flat windows, where SR and HR barely differ), augment, seed,
             build_demo, demo_root, val_fraction, split_seed).
     """

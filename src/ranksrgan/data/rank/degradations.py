@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from ranksrgan.configs import plain
 from ranksrgan.data.rank import apply_flips, check_levels, pair_item, random_flips, random_window, sample_level_pair
-from ranksrgan.data.rank.distortion import _MAX_SEED, HRRankDataModule, HRWindowDataset
+from ranksrgan.data.rank.hr_folder import MAX_SEED, HRRankDataModule, HRWindowDataset
 from ranksrgan.data.sampling import SampleKey, key_generator
 from ranksrgan.io import convert_depth, to_tensor
 
@@ -150,7 +150,7 @@ class DegradationPairDataset(Dataset):
     Args:
         images: decoded HR arrays ``H×W×3`` (uint8 or uint16).
         degradation: the levels.
-        patch_size, length, augment, min_sharpness: as :class:`ranksrgan.data.rank.distortion.HRPatchDataset`.
+        patch_size, length, augment, min_sharpness: as :class:`ranksrgan.data.rank.hr_folder.HRPatchDataset`.
     """
 
     def __init__(
@@ -178,14 +178,14 @@ class DegradationPairDataset(Dataset):
         if self.augment:
             hr = apply_flips(hr, random_flips(gen))
         k1, k2 = sample_level_pair(len(self.degradation), gen)
-        seed = int(torch.randint(_MAX_SEED, (), generator=gen))
+        seed = int(torch.randint(MAX_SEED, (), generator=gen))
         d = self.degradation
         return pair_item(d.tensor(hr, k1, seed), d.tensor(hr, k2, seed), k1, k2, d.values[k1], d.values[k2])
 
 
 class DegradationTupleDataset(HRWindowDataset):
     """Validation items ``{"images": L×3×p×p, "levels": L}`` at the fixed windows of
-    :class:`ranksrgan.data.rank.distortion.HRWindowDataset` (same seeds), every level of each."""
+    :class:`ranksrgan.data.rank.hr_folder.HRWindowDataset` (same seeds), every level of each."""
 
     def __init__(
         self,
@@ -203,7 +203,7 @@ class DegradationTupleDataset(HRWindowDataset):
         i, y, x = self.items[index]
         p = self.patch_size
         hr = _to_uint8(self.images[i][y : y + p, x : x + p])
-        seed = (self.seed * 1_000_003 + index) % _MAX_SEED
+        seed = self.window_seed(index)
         num = len(self.degradation)
         return {
             "images": torch.stack([self.degradation.tensor(hr, k, seed) for k in range(num)]),
@@ -222,7 +222,7 @@ class AlbumentationsRankDataModule(HRRankDataModule):
         transform, levels, param, fixed, values: the family (:class:`Degradation`).
         train_hr / val_hr: HR folders (split by folder, or ``train_hr`` split by image: ``val_fraction``).
         **settings: the other HR-folder settings of
-            :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
+            :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule` (patch_size, batch_size,
             num_workers, patches_per_epoch, val_windows_per_image, min_sharpness, augment, seed,
             build_demo, demo_root, val_fraction, split_seed).
     """
