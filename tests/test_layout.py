@@ -18,6 +18,7 @@ LAYERS = {
     "io": 1,
     "ops": 1,
     "fingerprint": 1,
+    "device": 1,
     "nets": 1,
     "export": 2,
     "checkpoints": 2,

@@ -102,7 +102,7 @@ def add_strict_option(parser: argparse.ArgumentParser, what: str = "image") -> N
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
-    """``--device``: ``auto`` (GPU when present; :func:`ranksrgan.tiling.resolve_device`) or a torch device."""
+    """``--device``: ``auto`` (GPU when present; :func:`ranksrgan.device.resolve_device`) or a torch device."""
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
 
 

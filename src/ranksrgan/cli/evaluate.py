@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.device import resolve_device
     from ranksrgan.evaluation import BenchmarkSet, evaluate, format_markdown, write_evaluation
-    from ranksrgan.tiling import resolve_device
 
     if args.scale < 1:
         raise CLIError(f"--scale must be >= 1, got {args.scale}")

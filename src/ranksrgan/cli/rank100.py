@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> int:
     from ranksrgan.checkpoints import load_ranker
+    from ranksrgan.device import resolve_device
     from ranksrgan.evaluation import format_summary, ranker_scores, write_csv
-    from ranksrgan.tiling import resolve_device
 
     methods: dict[str, Path] = {}
     for spec in args.methods:

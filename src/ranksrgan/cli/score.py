@@ -110,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.device import resolve_device
     from ranksrgan.evaluation import format_table, score_images, skipped_records, write_per_image_csv
     from ranksrgan.io import collect_images
-    from ranksrgan.tiling import resolve_device
 
     conv = convention(args.convention) if args.convention else None
     crop_border = args.crop_border if args.crop_border is not None else conv.crop_border(args.scale) if conv else 0

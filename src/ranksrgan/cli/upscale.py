@@ -86,8 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ranksrgan.checkpoints import load_generator
+    from ranksrgan.device import resolve_device
     from ranksrgan.io import collect_images, decode_image, to_tensor, write_image
-    from ranksrgan.tiling import infer_scale, resolve_device, upscale
+    from ranksrgan.tiling import infer_scale, upscale
 
     if args.tile < 0:
         raise CLIError(f"--tile must be >= 0, got {args.tile}")

@@ -42,9 +42,9 @@ from ranksrgan.data.rank import (
 )
 from ranksrgan.data.rank.hr_folder import HRRankDataModule
 from ranksrgan.data.sampling import SampleKey, key_generator
+from ranksrgan.device import resolve_device
 from ranksrgan.io import images_by_stem, mod_sizes, read_matched, to_array, to_tensor
 from ranksrgan.ops.color import quantize_uint8
-from ranksrgan.tiling import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -46,9 +46,9 @@ from tqdm import tqdm
 from ranksrgan.data.rank import bicubic_upscale, grid_positions
 from ranksrgan.data.rank.labels import LABEL_FORMAT, LabelTable, PartWriter, read_labels
 from ranksrgan.data.rank.patch_scores import LABEL_METRICS, combine_metrics, label_metrics, parse_metric_spec
+from ranksrgan.device import resolve_device
 from ranksrgan.io import ImageReadError, decode_image, images_by_stem, list_images, mod_sizes, read_matched, to_tensor
 from ranksrgan.metrics.registry import PIRM
-from ranksrgan.tiling import resolve_device
 
 log = logging.getLogger(__name__)
 
