@@ -21,6 +21,7 @@ LAYERS = {
     "device": 1,
     "nets": 1,
     "export": 2,
+    "checkpoint_layouts": 2,
     "checkpoints": 2,
     "tiling": 2,
     "metrics": 2,
