@@ -19,6 +19,7 @@ module on first use.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -33,43 +34,39 @@ from ranksrgan.metrics.registry import METRICS
 __all__ = ["PSNRY", "SSIMY", "ChromaRatio", "NIQE", "Ma", "PI", "Grid"]
 
 
-class PSNRY(PerImageMean):
+class _AgainstHRMean(PerImageMean):
+    """Mean over images of the full-reference score ``_score(sr, hr, crop_border) -> (B,)`` that a
+    subclass sets. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]."""
+
+    _score: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+    def __init__(self, crop_border: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.crop_border = crop_border
+
+    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
+        self._accumulate(self._score(sr, hr, self.crop_border))
+
+
+class PSNRY(_AgainstHRMean):
     """Mean :func:`psnr_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
 
     higher_is_better = METRICS["psnr"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(psnr_y(sr, hr, self.crop_border))
+    _score = staticmethod(psnr_y)
 
 
-class SSIMY(PerImageMean):
+class SSIMY(_AgainstHRMean):
     """Mean :func:`ssim_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
 
     higher_is_better = METRICS["ssim"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(ssim_y(sr, hr, self.crop_border))
+    _score = staticmethod(ssim_y)
 
 
-class ChromaRatio(PerImageMean):
+class ChromaRatio(_AgainstHRMean):
     """Mean :func:`chroma_ratio` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]; ideal 1."""
 
     higher_is_better = METRICS["chroma"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(chroma_ratio(sr, hr, self.crop_border))
+    _score = staticmethod(chroma_ratio)
 
 
 class NIQE(PerImageMean):

@@ -114,10 +114,8 @@ class DistortionRankDataModule(HRRankDataModule):
         levels: ascending sigma (blur, px) or noise level (0-255) list; None: the paper's.
         noise_level_is: ``"std"`` or ``"variance"``: what a noise level is (:func:`noise_std255`);
             noise only.
-        **settings: the other HR-folder settings of
-            :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule` (patch_size, batch_size,
-            num_workers, patches_per_epoch, val_windows_per_image, min_sharpness, augment, seed,
-            build_demo, demo_root, val_fraction, split_seed).
+        **settings: the other HR-folder settings (patch_size, batch_size, ...): see
+            :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule`.
     """
 
     def __init__(

@@ -74,22 +74,25 @@ class HRPatchDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
-        """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
+    def draw(self, key: int | SampleKey) -> tuple[np.ndarray, int, int, int]:
+        """A training item before any degradation, drawn from ``key`` (an index, or ``(index,
+        item seed)``, :mod:`ranksrgan.data.sampling`) in this order: the window, the flips, the
+        level pair, the item seed. Returns the clean ``p×p×3`` HR patch (flipped when augmenting),
+        the two levels and the seed (below :data:`MAX_SEED`)."""
         index, gen = key_generator(key)
         img = self.images[index % len(self.images)]
         p = self.patch_size
         y, x = random_window(img, p, self.min_sharpness, generator=gen)
-        hr = to_tensor(np.ascontiguousarray(img[y : y + p, x : x + p]))
+        hr = img[y : y + p, x : x + p]
         if self.augment:
             hr = apply_flips(hr, random_flips(gen))
         k1, k2 = sample_level_pair(self.num_levels, gen)
-        return {
-            "hr": hr,
-            "level1": torch.tensor(k1),
-            "level2": torch.tensor(k2),
-            "seed": torch.randint(MAX_SEED, (), generator=gen),
-        }
+        return np.ascontiguousarray(hr), k1, k2, int(torch.randint(MAX_SEED, (), generator=gen))
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
+        """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
+        hr, k1, k2, seed = self.draw(key)
+        return {"hr": to_tensor(hr), "level1": torch.tensor(k1), "level2": torch.tensor(k2), "seed": torch.tensor(seed)}
 
 
 class HRWindowDataset(Dataset):
