@@ -96,7 +96,23 @@ class NIQE(PerImageMean):
         self._accumulate(niqe(preds, color=self.color, crop_border=self.crop_border).reshape(-1))
 
 
-class Ma(PerImageMean):
+class _MaModelMean(PerImageMean):
+    """Mean over images of a score of the Ma model, ``_score(x, model, color=, crop_border=) ->
+    (B,)``, that a subclass sets with its defaults. ``update(x)`` takes ``(B, 3|1, H, W)`` in [0, 1]."""
+
+    _score: Callable[..., torch.Tensor]
+
+    def __init__(self, model: MaModel | str | os.PathLike | None, color: str, crop_border: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = _as_model(model)
+        self.color = color
+        self.crop_border = crop_border
+
+    def update(self, x: torch.Tensor) -> None:
+        self._accumulate(self._score(x, self.model, color=self.color, crop_border=self.crop_border))
+
+
+class Ma(_MaModelMean):
     """Mean Ma score over all images seen (torchmetrics). **Higher = better.**
 
     Args:
@@ -109,24 +125,15 @@ class Ma(PerImageMean):
     """
 
     higher_is_better = METRICS["ma"].higher_is_better
+    _score = staticmethod(ma_score)
 
     def __init__(
-        self,
-        model: MaModel | str | os.PathLike | None = None,
-        color: str = "gray",
-        crop_border: int = 0,
-        **kwargs,
+        self, model: MaModel | str | os.PathLike | None = None, color: str = "gray", crop_border: int = 0, **kwargs
     ) -> None:
-        super().__init__(**kwargs)
-        self.model = _as_model(model)
-        self.color = color
-        self.crop_border = crop_border
-
-    def update(self, x: torch.Tensor) -> None:
-        self._accumulate(ma_score(x, self.model, color=self.color, crop_border=self.crop_border))
+        super().__init__(model, color, crop_border, **kwargs)
 
 
-class PI(PerImageMean):
+class PI(_MaModelMean):
     """Mean Perceptual Index over all images seen (torchmetrics). **Lower = better.**
 
     Args:
@@ -136,21 +143,12 @@ class PI(PerImageMean):
     """
 
     higher_is_better = METRICS["pi"].higher_is_better
+    _score = staticmethod(pi)
 
     def __init__(
-        self,
-        model: MaModel | str | os.PathLike | None = None,
-        color: str = "y",
-        crop_border: int = 4,
-        **kwargs,
+        self, model: MaModel | str | os.PathLike | None = None, color: str = "y", crop_border: int = 4, **kwargs
     ) -> None:
-        super().__init__(**kwargs)
-        self.model = _as_model(model)
-        self.color = color
-        self.crop_border = crop_border
-
-    def update(self, x: torch.Tensor) -> None:
-        self._accumulate(pi(x, self.model, color=self.color, crop_border=self.crop_border))
+        super().__init__(model, color, crop_border, **kwargs)
 
 
 class Grid(PerImageMean):
