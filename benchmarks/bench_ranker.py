@@ -25,7 +25,7 @@ from _common import Timer, environment_report, peak_memory_mb, reset_peak_memory
 
 from ranksrgan.data.demo import build_demo_dataset
 from ranksrgan.data.rank.distortion import DistortionRankDataModule
-from ranksrgan.data.rank.sr import build_sr_labels
+from ranksrgan.data.rank.sr_labelling import build_sr_labels
 from ranksrgan.lit.ranker_module import RankerModule
 
 

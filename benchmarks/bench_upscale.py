@@ -46,8 +46,9 @@ def _cpu_s() -> float:
 def _child(args: argparse.Namespace) -> None:
     import torch
 
+    from ranksrgan.device import resolve_device
     from ranksrgan.nets import SRResNet
-    from ranksrgan.tiling import resolve_device, upscale
+    from ranksrgan.tiling import upscale
 
     if args.threads:
         torch.set_num_threads(args.threads)

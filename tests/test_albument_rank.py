@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from ranksrgan.data.demo import demo_image
 from ranksrgan.data.rank import apply_flips
-from ranksrgan.data.rank.albument import AlbumentationsRankDataModule, Degradation
+from ranksrgan.data.rank.degradations import AlbumentationsRankDataModule, Degradation
 from ranksrgan.io import to_tensor, write_image
 from ranksrgan.metrics.fidelity import psnr_rgb
 
@@ -149,11 +149,11 @@ def test_training_pairs_are_seeded_and_share_one_geometry(hr_split, monkeypatch)
     # a sampler key (index, item seed) gives the same item whatever the global RNG
     c, d = dm.train_set[(0, 99)], (torch.manual_seed(1), dm.train_set[(0, 99)])[1]
     assert all(torch.equal(c[k], d[k]) for k in c)
-    # the flips are drawn once and applied to the clean patch: both levels have the same geometry
+    # the flips are drawn once (by the HR-folder base) and applied to the clean patch: both levels have the same geometry
     flips = (True, False, True)
-    monkeypatch.setattr("ranksrgan.data.rank.albument.random_flips", lambda gen: flips)
-    monkeypatch.setattr("ranksrgan.data.rank.albument.random_window", lambda img, p, s, generator: (0, 0))
-    monkeypatch.setattr("ranksrgan.data.rank.albument.sample_level_pair", lambda n, gen: (0, 3))
+    monkeypatch.setattr("ranksrgan.data.rank.hr_folder.random_flips", lambda gen: flips)
+    monkeypatch.setattr("ranksrgan.data.rank.hr_folder.random_window", lambda img, p, s, generator: (0, 0))
+    monkeypatch.setattr("ranksrgan.data.rank.hr_folder.sample_level_pair", lambda n, gen: (0, 3))
     item = dm.train_set[0]
     clean = to_tensor(np.ascontiguousarray(dm.train_set.images[0][:32, :32]))
     assert torch.equal(item["img1"], apply_flips(clean, flips))  # level 0 of `sensor` is the clean patch

@@ -84,6 +84,21 @@ def test_build_rankset_cli_errors_name_the_files(tmp_path, folders, capsys):
     assert code == 2 and "lpips" in capsys.readouterr().err
 
 
+def test_build_rankset_imports_no_lightning(tmp_path, folders):
+    """Start-up: labelling needs torch and the metrics, not Lightning / torchmetrics / Hydra (the
+    data modules that serve the labels are a separate module)."""
+    code = (
+        "import sys\n"
+        "from ranksrgan.cli.build_rankset import main\n"
+        f"argv = ['--hr', {str(folders['HR'])!r}, '--sr', 'hr=hr', '--sr', 'bic=bicubic', '--out', {str(tmp_path / 'l.csv')!r}]\n"
+        "assert main(argv + ['--patch', '200', '--stride', '200', '--no-progress', '--device', 'cpu']) == 0\n"
+        "heavy = ('pytorch_lightning', 'lightning', 'torchmetrics', 'hydra', 'omegaconf')\n"
+        "print('loaded:', [m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[-1] == "loaded: []"
+
+
 @pytest.mark.slow  # a fresh interpreter importing torch and Lightning
 def test_build_rankset_module_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ranksrgan.cli.build_rankset", "--help"], capture_output=True, text=True)

@@ -15,7 +15,7 @@ MODULES = [
     "ranksrgan.metrics.fidelity",
     "ranksrgan.metrics.niqe",
     "ranksrgan.checkpoints",
-    "ranksrgan.data.pairs",
+    "ranksrgan.data.hr_lr_pairs",
     "ranksrgan.losses",
     "ranksrgan.data.rank.patch_scores",
     "ranksrgan.evaluation.scoring",

@@ -115,7 +115,7 @@ def test_score_convention_option(tmp_path):
 
 
 def test_label_build_crops_by_the_scale_by_default(tmp_path):
-    from ranksrgan.data.rank.sr import build_sr_labels
+    from ranksrgan.data.rank.sr_labelling import build_sr_labels
     from ranksrgan.io import write_image
 
     (tmp_path / "hr").mkdir()

@@ -124,9 +124,9 @@ def test_matches_plain_loop_transcription():
 
 
 def test_gamma_lookup_equals_matlab_min():
-    from ranksrgan.metrics.niqe import _gamma_table, _nearest_gamma_index
+    from ranksrgan.metrics._niqe_features import gamma_table, nearest_gamma_index
 
-    gam, r_gam, _, _ = _gamma_table(torch.device("cpu"))
+    gam, r_gam, _, _ = gamma_table(torch.device("cpu"))
     mids = (r_gam[1:] + r_gam[:-1]) / 2
     g = torch.Generator().manual_seed(0)
     x = torch.cat(
@@ -137,7 +137,7 @@ def test_gamma_lookup_equals_matlab_min():
             torch.tensor([0.0, -1.0, 0.01, 0.9, 5.0, float("nan"), float("inf"), -float("inf")], dtype=torch.float64),
         ]
     )
-    idx = _nearest_gamma_index(x, r_gam)
+    idx = nearest_gamma_index(x, r_gam)
     for xi, i in zip(x.tolist(), idx.tolist()):
         diffs = (r_gam - xi) ** 2
         want = 0 if not torch.isfinite(diffs).any() else int(torch.argmin(torch.nan_to_num(diffs, nan=math.inf)))
@@ -261,7 +261,7 @@ def test_cpu_and_cuda_agree():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_luminance_is_bitwise_the_rounded_color_conversion(dtype):
-    from ranksrgan.metrics.niqe import _luminance_255
+    from ranksrgan.metrics._niqe_features import luminance_255
     from ranksrgan.ops import rgb_to_y
 
     g = torch.Generator().manual_seed(11)
@@ -269,24 +269,24 @@ def test_luminance_is_bitwise_the_rounded_color_conversion(dtype):
     smooth = torch.rand(2, 3, 40, 50, generator=g, dtype=torch.float64)  # any [0, 1] value
     for x in (grid.to(dtype), smooth.to(dtype)):
         xd = x.double()
-        assert torch.equal(_luminance_255(x, "y"), (quantize_uint8(rgb_to_y(xd)) * 255)[:, 0])
-        assert torch.equal(_luminance_255(x, "gray"), (quantize_uint8(rgb_to_gray(xd)) * 255)[:, 0])
-        assert torch.equal(_luminance_255(x[:, :1], "y"), (quantize_uint8(xd[:, :1]) * 255)[:, 0])
+        assert torch.equal(luminance_255(x, "y"), (quantize_uint8(rgb_to_y(xd)) * 255)[:, 0])
+        assert torch.equal(luminance_255(x, "gray"), (quantize_uint8(rgb_to_gray(xd)) * 255)[:, 0])
+        assert torch.equal(luminance_255(x[:, :1], "y"), (quantize_uint8(xd[:, :1]) * 255)[:, 0])
 
 
 def test_work_buffers_and_strip_sizes_do_not_change_results(monkeypatch):
-    niqe_module = importlib.import_module("ranksrgan.metrics.niqe")  # the module, not the function
+    features = importlib.import_module("ranksrgan.metrics._niqe_features")
     a, b = _noise_image(2, 192, 288, seed=12), _noise_image(1, 288, 192, seed=13)
     first_a, first_b = niqe(a), niqe(b)
     assert torch.equal(niqe(a), first_a)  # buffers reused at the same size
-    niqe_module.release_work_buffers()
+    features.release_work_buffers()
     # One block row per chunk, 8-row filter strips and nothing kept: same bits.
-    monkeypatch.setattr(niqe_module, "_CHUNK_PIXELS", 1)
-    monkeypatch.setattr(niqe_module, "_STRIP_ELEMENTS_PER_THREAD", 1)
-    monkeypatch.setattr(niqe_module._WORK, "max_bytes", 0)
+    monkeypatch.setattr(features, "_CHUNK_PIXELS", 1)
+    monkeypatch.setattr(features, "_STRIP_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(features._WORK, "max_bytes", 0)
     assert torch.equal(niqe(b), first_b)
     assert torch.equal(niqe(a), first_a)
-    assert niqe_module._WORK.kept_bytes() == 0
+    assert features._WORK.kept_bytes() == 0
 
 
 def test_niqe_after_a_call_under_inference_mode():

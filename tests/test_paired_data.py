@@ -113,7 +113,7 @@ def test_make_lr_16bit():
 # ---------------------------------------------------------------- patches cut on the device
 def _tiny_pairs(dtype=np.uint8) -> list:
     """Three images of different sizes with distinct random content (x2)."""
-    from ranksrgan.data.pairs import ImagePair
+    from ranksrgan.data.hr_lr_pairs import ImagePair
 
     rng = np.random.default_rng(0)
     top = np.iinfo(dtype).max

@@ -170,7 +170,8 @@ def test_pair_forward_joint_or_separate_batch_statistics():
 
 def test_sr_rank_set_gap_filter_is_off_by_default():
     from ranksrgan.data.rank.labels import LabelTable
-    from ranksrgan.data.rank.sr import SRRankDataModule, select_locations
+    from ranksrgan.data.rank.sr import SRRankDataModule
+    from ranksrgan.data.rank.sr_labelling import select_locations
 
     meta = {"methods": ["a", "b", "c"], "metrics": ["niqe"]}
     columns = ["image", "y", "x", "method", "sharpness", "rmse", "niqe"]

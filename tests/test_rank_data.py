@@ -11,8 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from ranksrgan.data.demo import demo_image
-from ranksrgan.data.rank import bicubic_upscale, pair_item, sample_level_pair
-from ranksrgan.data.rank import sr as srmod
+from ranksrgan.data.rank import bicubic_upscale, pair_item, sample_level_pair, split_by_image, sr_labelling
 from ranksrgan.data.rank.distortion import DistortionRankDataModule, blur_kernel_size, distort
 from ranksrgan.data.rank.interp import InterpRankDataModule, interpolate
 from ranksrgan.data.rank.labels import (
@@ -24,7 +23,8 @@ from ranksrgan.data.rank.labels import (
     write_labels,
 )
 from ranksrgan.data.rank.patch_scores import combine_metrics, parse_metric_spec, sharpness
-from ranksrgan.data.rank.sr import SRRankDataModule, build_sr_labels, select_locations, split_by_image
+from ranksrgan.data.rank.sr import SRRankDataModule
+from ranksrgan.data.rank.sr_labelling import build_sr_labels, select_locations
 from ranksrgan.io import ImageReadError, to_tensor, write_image
 
 CROPS = {  # name -> (image, top, left, h, w); sizes are multiples of 4
@@ -171,7 +171,7 @@ def test_build_resume_after_interruption_equals_uninterrupted(tmp_path, sr_folde
     assert n_patches == sum(len(range(0, h - 63, 48)) * len(range(0, w - 63, 48)) * 2 for (_, _, _, h, w) in CROPS.values())
 
     calls = {"n": 0}
-    real = srmod.label_metrics
+    real = sr_labelling.label_metrics
 
     def failing(*args, **kw):
         calls["n"] += 1
@@ -179,7 +179,7 @@ def test_build_resume_after_interruption_equals_uninterrupted(tmp_path, sr_folde
             raise RuntimeError("injected interruption")
         return real(*args, **kw)
 
-    monkeypatch.setattr(srmod, "label_metrics", failing)
+    monkeypatch.setattr(sr_labelling, "label_metrics", failing)
     out = tmp_path / "labels.csv"
     with pytest.raises(RuntimeError, match="injected"):
         build_sr_labels(sr_folders["hr"], _sources(sr_folders), out, **kwargs)
@@ -516,7 +516,7 @@ def test_min_sharpness_skips_flat_windows():
 
 def test_interp_from_a_generator_checkpoint(hr_split, tmp_path):
     from ranksrgan.checkpoints import load_generator
-    from ranksrgan.data.pairs import make_lr
+    from ranksrgan.data.hr_lr_pairs import make_lr
     from ranksrgan.export import save_state_dict
     from ranksrgan.nets import SRResNet
 
@@ -536,7 +536,7 @@ def test_interp_from_a_generator_checkpoint(hr_split, tmp_path):
 def test_hr_folder_settings_reach_every_rank_data_module(tmp_path):
     """The blur/noise, interpolation and albumentations data modules take the HR-folder settings
     as keywords and hand them all to HRRankDataModule."""
-    from ranksrgan.data.rank.albument import AlbumentationsRankDataModule
+    from ranksrgan.data.rank.degradations import AlbumentationsRankDataModule
 
     settings = {
         "patch_size": 48,

@@ -8,23 +8,11 @@ Accepted files:
 * our ``.pth`` files from :func:`ranksrgan.export.save_state_dict`
   (``{"ranksrgan_arch": ..., "state_dict": ...}``);
 * the authors' released state dicts, recognised by their keys (with or without a ``module.``
-  prefix; BasicSR ``params`` / ``params_ema`` wrappers too):
+  prefix; BasicSR ``params`` / ``params_ema`` wrappers too); :mod:`ranksrgan.checkpoint_layouts`
+  lists the layouts and maps them to ours.
 
-  - SRResNet, new layout: ``conv_first``, ``recon_trunk.{i}.conv{1,2}``, ``LRconv``,
-    ``upconv1`` [, ``upconv2``], ``HRconv``, ``conv_last``;
-  - SRResNet, old flattened layout: ``model.0`` (conv_first), ``model.1.sub.{i}.res.{0,2}``
-    (block i conv1/conv2), ``model.1.sub.{nb}`` (LRconv), then the upsampling convs, HRconv and
-    conv_last at the remaining top-level indices (``model.2, 5, 8, 10`` at x4);
-  - RRDBNet: ESRGAN layout (``RRDB_trunk.{i}.RDB{k}.conv{m}``, ``trunk_conv``, ``upconv{1,2}``,
-    ``HRconv``), BasicSR layout (``body.{i}.rdb{k}``, ``conv_body``, ``conv_up{1,2}``,
-    ``conv_hr``) and the oldest flattened layout (``model.1.sub.{i}.RDB{k}.conv{m}.0``,
-    ``model.3, 6, 8, 10``);
-  - Ranker: ``conv{i}_{j}``, ``bn{i}_{j}``, ``classifier.{0,2}``; or the older ``features.N`` /
-    ``classifier.N`` layout (convs and BNs matched by order).
-
-Architecture sizes (blocks, features, scale, variant) are inferred from the key counts and
-tensor shapes. Loading never runs pickled code: files are read with
-``torch.load(..., weights_only=True)`` and anything that needs more is refused.
+Loading never runs pickled code: files are read with ``torch.load(..., weights_only=True)`` and
+anything that needs more is refused.
 
 Errors (each a :class:`CheckpointError`, which is a ``ValueError``; each names the file):
 :class:`UnsafeCheckpointError` for a file whose pickle asks for objects beyond tensors and plain
@@ -38,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,8 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ranksrgan.nets import NETS, RANKER_VARIANTS, Ranker, build_net
-from ranksrgan.nets.ranker import vgg_body_specs
+from ranksrgan.checkpoint_layouts import GENERATOR_LAYOUTS, RANKER_LAYOUTS, Converter, LayoutError, StateDict
+from ranksrgan.nets import NETS, Ranker, build_net
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -78,11 +66,6 @@ def is_checkpoint_path(value: str | os.PathLike) -> bool:
 _GENERATORS = ("SRResNet", "RRDBNet")
 _MAX_LISTED = 8
 
-StateDict = dict[str, torch.Tensor]
-# A layout converter returns (arch name, constructor kwargs, state dict in our key names),
-# or None when the keys are not in its layout.
-Converter = Callable[[StateDict], "tuple[str, dict[str, Any], StateDict] | None"]
-
 
 class CheckpointError(ValueError):
     """A checkpoint file exists but cannot be used (base of the two errors below)."""
@@ -106,10 +89,6 @@ _REFUSAL_MARKERS = (
     "Can only build",
     "must be imported to load",
 )
-
-
-class _LayoutError(ValueError):
-    """The keys look like a known layout but cannot be mapped (message without the file name)."""
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
@@ -188,7 +167,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     """
     obj = read_checkpoint(path)
     with _as_checkpoint_error():
-        name, kwargs, state = _resolve(obj, path, "generator", _GENERATOR_LAYOUTS, _GENERATORS)
+        name, kwargs, state = _resolve(obj, path, "generator", GENERATOR_LAYOUTS, _GENERATORS)
         model = _instantiate(name, kwargs, state, path)
     return model.to(device).eval()
 
@@ -215,7 +194,7 @@ def load_ranker(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     """
     obj = read_checkpoint(path)
     with _as_checkpoint_error():
-        name, kwargs, state = _resolve(obj, path, "ranker", _RANKER_LAYOUTS, ("Ranker",))
+        name, kwargs, state = _resolve(obj, path, "ranker", RANKER_LAYOUTS, ("Ranker",))
         model = _instantiate(name, kwargs, state, path)
     assert isinstance(model, Ranker)
     return model.freeze().to(device)
@@ -255,7 +234,7 @@ def _resolve(
     for convert in layouts:
         try:
             found = convert(state)
-        except _LayoutError as err:
+        except LayoutError as err:
             raise ValueError(f"{path}: {err}") from err
         if found is not None:
             return found
@@ -352,257 +331,3 @@ def _closest_mismatch(state: StateDict, names: tuple[str, ...]) -> str:
 
 def _kwargs_text(kwargs: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-
-
-# --------------------------------------------------------------------------- layout helpers
-
-
-def _indices(state: StateDict, pattern: str) -> list[int]:
-    """Sorted distinct integers captured by ``pattern`` (one group) over the keys."""
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for k in state if (m := regex.fullmatch(k))})
-
-
-def _shape(state: StateDict, key: str) -> torch.Size:
-    if key not in state:
-        raise _LayoutError(f"layout recognised but key {key!r} is missing")
-    return state[key].shape
-
-
-def _rename(state: StateDict, old: str, new: str, out: StateDict) -> None:
-    """Move ``old.weight`` / ``old.bias`` to ``new.*`` in ``out`` (those present)."""
-    for suffix in ("weight", "bias"):
-        if f"{old}.{suffix}" in state:
-            out[f"{new}.{suffix}"] = state[f"{old}.{suffix}"]
-
-
-def _scale_from_upconvs(widths: list[int], nf: int) -> int:
-    """SR scale from the output channels of the PixelShuffle convs."""
-    if widths == [4 * nf, 4 * nf]:
-        return 4
-    if widths == [4 * nf]:
-        return 2
-    if widths == [9 * nf]:
-        return 3
-    raise _LayoutError(f"upsampling convs with {widths} output channels fit no scale (nf={nf})")
-
-
-def _rrdb_scale(in_conv: int, out_channels: int) -> tuple[int, int]:
-    """(scale, in_channels) of an RRDBNet from conv_first's input channels (in == out assumed)."""
-    for scale, factor in ((4, 1), (2, 4), (1, 16)):
-        if in_conv == out_channels * factor:
-            return scale, out_channels
-    raise _LayoutError(f"conv_first takes {in_conv} channels, which fits no scale for {out_channels} outputs")
-
-
-# --------------------------------------------------------------------------- generator layouts
-
-
-def _srresnet_new(state: StateDict) -> tuple[str, dict[str, Any], StateDict] | None:
-    if "recon_trunk.0.conv1.weight" not in state or "conv_first.weight" not in state:
-        return None
-    nf, in_channels = _shape(state, "conv_first.weight")[:2]
-    widths = [_shape(state, f"{k}.weight")[0] for k in ("upconv1", "upconv2") if f"{k}.weight" in state]
-    kwargs = {
-        "in_channels": in_channels,
-        "out_channels": _shape(state, "conv_last.weight")[0],
-        "num_features": nf,
-        "num_blocks": len(_indices(state, r"recon_trunk\.(\d+)\.conv1\.weight")),
-        "scale": _scale_from_upconvs(widths, nf),
-    }
-    return "SRResNet", kwargs, state
-
-
-def _tail_indices(state: StateDict) -> list[int]:
-    """Top-level ``model.N`` conv indices after the trunk (N >= 2), in order."""
-    return [n for n in _indices(state, r"model\.(\d+)\.weight") if n >= 2]
-
-
-def _srresnet_old(state: StateDict) -> tuple[str, dict[str, Any], StateDict] | None:
-    if "model.0.weight" not in state or "model.1.sub.0.res.0.weight" not in state:
-        return None
-    blocks = _indices(state, r"model\.1\.sub\.(\d+)\.res\.0\.weight")
-    nb = len(blocks)
-    if blocks != list(range(nb)):
-        raise _LayoutError(f"residual blocks model.1.sub.N are not numbered 0..{nb - 1}: {blocks}")
-    tail = _tail_indices(state)
-    if len(tail) not in (3, 4):
-        raise _LayoutError(f"expected 3 or 4 convs after the trunk (model.2 ...), found model.{tail}")
-    nf, in_channels = _shape(state, "model.0.weight")[:2]
-    out: StateDict = {}
-    _rename(state, "model.0", "conv_first", out)
-    for i in blocks:
-        _rename(state, f"model.1.sub.{i}.res.0", f"recon_trunk.{i}.conv1", out)
-        _rename(state, f"model.1.sub.{i}.res.2", f"recon_trunk.{i}.conv2", out)
-    _rename(state, f"model.1.sub.{nb}", "LRconv", out)
-    *ups, hr, last = tail
-    for j, n in enumerate(ups, start=1):
-        _rename(state, f"model.{n}", f"upconv{j}", out)
-    _rename(state, f"model.{hr}", "HRconv", out)
-    _rename(state, f"model.{last}", "conv_last", out)
-    _carry_unmapped(state, out, r"model\.(0|1\.sub\.\d+\.res\.[02]|1\.sub\.\d+|\d+)\.(weight|bias)")
-    kwargs = {
-        "in_channels": in_channels,
-        "out_channels": _shape(state, f"model.{last}.weight")[0],
-        "num_features": nf,
-        "num_blocks": nb,
-        "scale": _scale_from_upconvs([_shape(state, f"model.{n}.weight")[0] for n in ups], nf),
-    }
-    return "SRResNet", kwargs, out
-
-
-def _carry_unmapped(state: StateDict, out: StateDict, mapped: str) -> None:
-    """Keep keys outside the mapped pattern under their own names (so they show as unexpected)."""
-    regex = re.compile(mapped)
-    for key, value in state.items():
-        if not regex.fullmatch(key):
-            out[key] = value
-
-
-def _rrdb_kwargs(state: StateDict, first: str, block: str, rdb1_conv1: str, last: str) -> dict[str, Any]:
-    nf, in_conv = _shape(state, f"{first}.weight")[:2]
-    out_channels = _shape(state, f"{last}.weight")[0]
-    scale, in_channels = _rrdb_scale(in_conv, out_channels)
-    return {
-        "in_channels": in_channels,
-        "out_channels": out_channels,
-        "num_features": nf,
-        "num_blocks": len(_indices(state, block)),
-        "growth": _shape(state, rdb1_conv1)[0],
-        "scale": scale,
-    }
-
-
-def _rrdb_esrgan(state: StateDict) -> tuple[str, dict[str, Any], StateDict] | None:
-    if "RRDB_trunk.0.RDB1.conv1.weight" not in state:
-        return None
-    kwargs = _rrdb_kwargs(
-        state, "conv_first", r"RRDB_trunk\.(\d+)\.RDB1\.conv1\.weight", "RRDB_trunk.0.RDB1.conv1.weight", "conv_last"
-    )
-    return "RRDBNet", kwargs, state
-
-
-_BASICSR_RRDB_NAMES = {
-    "conv_body": "trunk_conv",
-    "conv_up1": "upconv1",
-    "conv_up2": "upconv2",
-    "conv_hr": "HRconv",
-}
-
-
-def _rrdb_basicsr(state: StateDict) -> tuple[str, dict[str, Any], StateDict] | None:
-    if "body.0.rdb1.conv1.weight" not in state:
-        return None
-    out: StateDict = {}
-    for key, value in state.items():
-        m = re.fullmatch(r"body\.(\d+)\.rdb([123])\.(conv[1-5]\.(?:weight|bias))", key)
-        if m:
-            out[f"RRDB_trunk.{m.group(1)}.RDB{m.group(2)}.{m.group(3)}"] = value
-            continue
-        head, _, suffix = key.partition(".")
-        out[f"{_BASICSR_RRDB_NAMES.get(head, head)}.{suffix}" if suffix else key] = value
-    kwargs = _rrdb_kwargs(
-        out, "conv_first", r"RRDB_trunk\.(\d+)\.RDB1\.conv1\.weight", "RRDB_trunk.0.RDB1.conv1.weight", "conv_last"
-    )
-    return "RRDBNet", kwargs, out
-
-
-def _rrdb_oldest(state: StateDict) -> tuple[str, dict[str, Any], StateDict] | None:
-    if "model.0.weight" not in state or "model.1.sub.0.RDB1.conv1.0.weight" not in state:
-        return None
-    blocks = _indices(state, r"model\.1\.sub\.(\d+)\.RDB1\.conv1\.0\.weight")
-    nb = len(blocks)
-    tail = _tail_indices(state)
-    if len(tail) != 4:
-        raise _LayoutError(f"expected two upsampling convs, HRconv and conv_last after the trunk, found model.{tail}")
-    out: StateDict = {}
-    _rename(state, "model.0", "conv_first", out)
-    for i in blocks:
-        for k in (1, 2, 3):
-            for m in range(1, 6):
-                _rename(state, f"model.1.sub.{i}.RDB{k}.conv{m}.0", f"RRDB_trunk.{i}.RDB{k}.conv{m}", out)
-    _rename(state, f"model.1.sub.{nb}", "trunk_conv", out)
-    for n, name in zip(tail, ("upconv1", "upconv2", "HRconv", "conv_last")):
-        _rename(state, f"model.{n}", name, out)
-    _carry_unmapped(state, out, r"model\.(\d+|1\.sub\.\d+|1\.sub\.\d+\.RDB[123]\.conv[1-5]\.0)\.(weight|bias)")
-    kwargs = _rrdb_kwargs(
-        out, "conv_first", r"RRDB_trunk\.(\d+)\.RDB1\.conv1\.weight", "RRDB_trunk.0.RDB1.conv1.weight", "conv_last"
-    )
-    return "RRDBNet", kwargs, out
-
-
-_GENERATOR_LAYOUTS: list[Converter] = [_srresnet_new, _srresnet_old, _rrdb_esrgan, _rrdb_basicsr, _rrdb_oldest]
-
-
-# --------------------------------------------------------------------------- Ranker layouts
-
-
-def _variant_for(num_convs: int) -> str:
-    for variant, per_block in RANKER_VARIANTS.items():
-        if num_convs == 2 + 4 * (per_block + 1):
-            return variant
-    raise _LayoutError(f"{num_convs} conv layers fit no Ranker variant (6, 10 or 14 expected)")
-
-
-def _ranker_new(state: StateDict) -> tuple[str, dict[str, Any], StateDict] | None:
-    if "conv0_0.weight" not in state or "classifier.0.weight" not in state:
-        return None
-    convs = [k for k in state if re.fullmatch(r"conv\d+_\d+\.weight", k)]
-    nf, in_channels = _shape(state, "conv0_0.weight")[:2]
-    kwargs = {
-        "variant": _variant_for(len(convs)),
-        "in_channels": in_channels,
-        "num_features": nf,
-        "conv_bias": "conv0_1.bias" in state,
-    }
-    return "Ranker", kwargs, state
-
-
-def _ranker_features(state: StateDict) -> tuple[str, dict[str, Any], StateDict] | None:
-    if "features.0.weight" not in state or "classifier.0.weight" not in state:
-        return None
-    layers = []  # (index, "conv" | "bn") in order
-    for n in _indices(state, r"features\.(\d+)\.weight"):
-        if f"features.{n}.running_mean" in state:
-            layers.append((n, "bn"))
-        elif state[f"features.{n}.weight"].dim() == 4:
-            layers.append((n, "conv"))
-        else:
-            raise _LayoutError(f"features.{n} is neither a conv nor a batch norm")
-    convs = [i for i, (_, kind) in enumerate(layers) if kind == "conv"]
-    nf, in_channels = _shape(state, "features.0.weight")[:2]
-    variant = _variant_for(len(convs))
-    specs = vgg_body_specs(in_channels, nf, RANKER_VARIANTS[variant])
-    out: StateDict = {}
-    used: set[str] = set()
-    for spec, pos in zip(specs, convs):
-        tag, has_bn = spec[0], spec[5]
-        conv_index = layers[pos][0]
-        _rename(state, f"features.{conv_index}", f"conv{tag}", out)
-        used.update({f"features.{conv_index}.weight", f"features.{conv_index}.bias"})
-        follows_bn = pos + 1 < len(layers) and layers[pos + 1][1] == "bn"
-        if follows_bn != has_bn:
-            raise _LayoutError(
-                f"features.{conv_index} (conv{tag}) is {'' if follows_bn else 'not '}followed by a batch norm, "
-                f"which does not fit the {variant} Ranker"
-            )
-        if has_bn:
-            bn_index = layers[pos + 1][0]
-            for suffix in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-                if f"features.{bn_index}.{suffix}" in state:
-                    out[f"bn{tag}.{suffix}"] = state[f"features.{bn_index}.{suffix}"]
-                    used.add(f"features.{bn_index}.{suffix}")
-    for key, value in state.items():
-        if key not in used:
-            out[key] = value
-    conv0_1 = layers[convs[1]][0]
-    kwargs = {
-        "variant": variant,
-        "in_channels": in_channels,
-        "num_features": nf,
-        "conv_bias": f"features.{conv0_1}.bias" in state,
-    }
-    return "Ranker", kwargs, out
-
-
-_RANKER_LAYOUTS: list[Converter] = [_ranker_new, _ranker_features]

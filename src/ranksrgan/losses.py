@@ -153,12 +153,7 @@ def generator_adversarial_loss(fake_logits: torch.Tensor, real_logits: torch.Ten
     if kind == "ragan":
         if real_logits is None:
             raise ValueError("the 'ragan' loss needs the discriminator's logits on real images")
-        real_rel = real_logits - fake_logits.mean()
-        fake_rel = fake_logits - real_logits.mean()
-        return 0.5 * (
-            F.binary_cross_entropy_with_logits(real_rel, torch.zeros_like(real_rel))
-            + F.binary_cross_entropy_with_logits(fake_rel, torch.ones_like(fake_rel))
-        )
+        return _relativistic_loss(real_logits, fake_logits, real_target=0.0)
     raise ValueError(f"GAN kind must be 'vanilla' or 'ragan', got {kind!r}")
 
 
@@ -169,13 +164,20 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kin
             fake_logits, torch.zeros_like(fake_logits)
         )
     if kind == "ragan":
-        real_rel = real_logits - fake_logits.mean()
-        fake_rel = fake_logits - real_logits.mean()
-        return 0.5 * (
-            F.binary_cross_entropy_with_logits(real_rel, torch.ones_like(real_rel))
-            + F.binary_cross_entropy_with_logits(fake_rel, torch.zeros_like(fake_rel))
-        )
+        return _relativistic_loss(real_logits, fake_logits, real_target=1.0)
     raise ValueError(f"GAN kind must be 'vanilla' or 'ragan', got {kind!r}")
+
+
+def _relativistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_target: float) -> torch.Tensor:
+    """Relativistic average BCE: ``D(real) - mean D(fake)`` towards ``real_target`` and
+    ``D(fake) - mean D(real)`` towards ``1 - real_target``, averaged (1: the discriminator's
+    side, 0: the generator's)."""
+    real_rel = real_logits - fake_logits.mean()
+    fake_rel = fake_logits - real_logits.mean()
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(real_rel, torch.full_like(real_rel, real_target))
+        + F.binary_cross_entropy_with_logits(fake_rel, torch.full_like(fake_rel, 1.0 - real_target))
+    )
 
 
 GAN_KINDS = ("vanilla", "ragan")

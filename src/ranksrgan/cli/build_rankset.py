@@ -1,7 +1,7 @@
 """``ranksrgan-build-rankset``: write the label file of the SR rank dataset (resumable).
 
 Also runs as ``python -m ranksrgan.cli.build_rankset``. The logic lives in
-:mod:`ranksrgan.data.rank.sr` and :mod:`ranksrgan.data.rank.labels`.
+:mod:`ranksrgan.data.rank.sr_labelling` and :mod:`ranksrgan.data.rank.labels`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error, split_named
+from ranksrgan.cli.common import (
+    CLIError,
+    add_device_option,
+    add_strict_option,
+    command_parser,
+    run_cli,
+    skipped_error,
+    split_named,
+)
 from ranksrgan.metrics.registry import NO_REFERENCE, PIRM
 
 __all__ = ["main", "build_parser"]
@@ -44,12 +52,7 @@ arguments or files.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(
-        prog=PROG,
-        description="Build the label file of an SR rank dataset.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(PROG, "Build the label file of an SR rank dataset.", EPILOG)
     p.add_argument("--hr", required=True, type=Path, metavar="DIR", help="folder of HR images")
     p.add_argument(
         "--sr",
@@ -102,7 +105,7 @@ def summary(table: LabelTable) -> str:
 
 def _body(args: argparse.Namespace) -> int:
     from ranksrgan.data.rank.labels import part_path
-    from ranksrgan.data.rank.sr import build_sr_labels
+    from ranksrgan.data.rank.sr_labelling import build_sr_labels
 
     sr = {}
     for spec in args.sr:

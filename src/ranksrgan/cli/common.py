@@ -12,7 +12,16 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["CLIError", "CLIParser", "run_cli", "skipped_error", "add_strict_option", "add_device_option", "split_named"]
+__all__ = [
+    "CLIError",
+    "CLIParser",
+    "command_parser",
+    "run_cli",
+    "skipped_error",
+    "add_strict_option",
+    "add_device_option",
+    "split_named",
+]
 
 
 class CLIError(ValueError):
@@ -31,6 +40,11 @@ class CLIParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CLIError(message, 2)
+
+
+def command_parser(prog: str, description: str, epilog: str) -> CLIParser:
+    """The :class:`CLIParser` of a command whose ``epilog`` (file formats, exit status) is shown as written."""
+    return CLIParser(prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def run_cli(
@@ -102,7 +116,7 @@ def add_strict_option(parser: argparse.ArgumentParser, what: str = "image") -> N
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
-    """``--device``: ``auto`` (GPU when present; :func:`ranksrgan.tiling.resolve_device`) or a torch device."""
+    """``--device``: ``auto`` (GPU when present; :func:`ranksrgan.device.resolve_device`) or a torch device."""
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ... (default auto)")
 
 

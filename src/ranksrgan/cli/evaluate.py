@@ -9,7 +9,15 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error, split_named
+from ranksrgan.cli.common import (
+    CLIError,
+    add_device_option,
+    add_strict_option,
+    command_parser,
+    run_cli,
+    skipped_error,
+    split_named,
+)
 from ranksrgan.metrics.registry import METRICS
 
 __all__ = ["main", "build_parser"]
@@ -42,12 +50,7 @@ Exit status: 0 ok, 1 bad image data (or items skipped), 2 bad arguments or missi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(
-        prog=PROG,
-        description="Benchmark SR methods as in RankSRGAN's Table 3.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(PROG, "Benchmark SR methods as in RankSRGAN's Table 3.", EPILOG)
     p.add_argument(
         "--hr",
         action="append",
@@ -93,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.device import resolve_device
     from ranksrgan.evaluation import BenchmarkSet, evaluate, format_markdown, write_evaluation
-    from ranksrgan.tiling import resolve_device
 
     if args.scale < 1:
         raise CLIError(f"--scale must be >= 1, got {args.scale}")

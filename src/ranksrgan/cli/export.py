@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, run_cli
+from ranksrgan.cli.common import CLIError, command_parser, run_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -26,9 +26,7 @@ The generator is traced on a 1×3×64×64 example. Outputs are not clamped to [0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(
-        prog=PROG, description="Export an SR generator.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = command_parser(PROG, "Export an SR generator.", EPILOG)
     p.add_argument(
         "--checkpoint", type=Path, required=True, metavar="PATH", help="generator checkpoint (any layout load_generator reads)"
     )

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, run_cli, split_named
+from ranksrgan.cli.common import CLIError, add_device_option, command_parser, run_cli, split_named
 
 __all__ = ["main", "build_parser"]
 
@@ -24,12 +24,7 @@ Exit status: 0 ok, 1 bad image data, 2 bad arguments or files.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(
-        prog=PROG,
-        description="Mean / std Ranker score per SR method (does a Ranker separate them?).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(PROG, "Mean / std Ranker score per SR method (does a Ranker separate them?).", EPILOG)
     p.add_argument("--ranker", required=True, type=Path, metavar="FILE", help="Ranker checkpoint (.ckpt/.pth)")
     p.add_argument("methods", nargs="+", metavar="NAME=DIR", help="folders of images, one per method")
     p.add_argument("--center-crop", type=int, metavar="N", help="score the central NxN crop instead of the whole image")
@@ -41,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(args: argparse.Namespace) -> int:
     from ranksrgan.checkpoints import load_ranker
+    from ranksrgan.device import resolve_device
     from ranksrgan.evaluation import format_summary, ranker_scores, write_csv
-    from ranksrgan.tiling import resolve_device
 
     methods: dict[str, Path] = {}
     for spec in args.methods:

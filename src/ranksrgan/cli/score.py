@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error
+from ranksrgan.cli.common import CLIError, add_device_option, add_strict_option, command_parser, run_cli, skipped_error
 from ranksrgan.metrics.registry import CONVENTIONS, METRICS, convention, polarity_table
 
 __all__ = ["main", "build_parser"]
@@ -59,12 +59,7 @@ Exit status: 0 ok, 1 bad image data (or images skipped), 2 bad arguments or miss
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(
-        prog=PROG,
-        description="Score images with no-reference and full-reference SR metrics.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(PROG, "Score images with no-reference and full-reference SR metrics.", EPILOG)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders of images (not recursive)")
     p.add_argument(
         "--metric",
@@ -110,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ranksrgan.device import resolve_device
     from ranksrgan.evaluation import format_table, score_images, skipped_records, write_per_image_csv
     from ranksrgan.io import collect_images
-    from ranksrgan.tiling import resolve_device
 
     conv = convention(args.convention) if args.convention else None
     crop_border = args.crop_border if args.crop_border is not None else conv.crop_border(args.scale) if conv else 0

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ranksrgan.cli.common import CLIError, CLIParser, run_cli
+from ranksrgan.cli.common import CLIError, command_parser, run_cli
 from ranksrgan.metrics.registry import METRICS
 
 __all__ = ["main", "build_parser"]
@@ -29,12 +29,7 @@ Only lower-is-better metrics (niqe, pi) are accepted.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(
-        prog=PROG,
-        description="Upper bounds of model classification and metric rank (RankSRGAN Eq. 10).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(PROG, "Upper bounds of model classification and metric rank (RankSRGAN Eq. 10).", EPILOG)
     p.add_argument("csv1", type=Path, metavar="A.csv", help="per-image scores of method 1 (SR1, e.g. SRGAN)")
     p.add_argument("csv2", type=Path, metavar="B.csv", help="per-image scores of method 2 (SR2, e.g. ESRGAN)")
     p.add_argument("--metric", default="niqe", help="lower-is-better metric column (default niqe)")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ranksrgan.cli.common import CLIError, CLIParser, add_device_option, add_strict_option, run_cli, skipped_error
+from ranksrgan.cli.common import CLIError, add_device_option, add_strict_option, command_parser, run_cli, skipped_error
 
 __all__ = ["main", "build_parser"]
 
@@ -48,12 +48,7 @@ Exit status: 0 ok, 1 bad image data (or inputs failed), 2 bad arguments or missi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CLIParser(
-        prog=PROG,
-        description="Super-resolve images with a RankSRGAN/SRResNet/ESRGAN generator.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(PROG, "Super-resolve images with a RankSRGAN/SRResNet/ESRGAN generator.", EPILOG)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images (not recursive)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="OUTDIR", help="output folder (created)")
     p.add_argument(
@@ -86,8 +81,9 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ranksrgan.checkpoints import load_generator
+    from ranksrgan.device import resolve_device
     from ranksrgan.io import collect_images, decode_image, to_tensor, write_image
-    from ranksrgan.tiling import infer_scale, resolve_device, upscale
+    from ranksrgan.tiling import infer_scale, upscale
 
     if args.tile < 0:
         raise CLIError(f"--tile must be >= 0, got {args.tile}")

@@ -27,12 +27,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ranksrgan.data.base import ImageFolderDataModule
-from ranksrgan.data.pairs import ImagePair, augment_pair, load_pairs, make_lr
+from ranksrgan.data.hr_lr_pairs import ImagePair, augment_pair, load_pairs, make_lr
 from ranksrgan.data.sampling import EpochSampler, SampleKey, epoch_state, key_generator, load_epoch_state
 from ranksrgan.io import check_min_size, levels, to_tensor
 from ranksrgan.ops.filters import apply_flips, random_flips
 
-# Re-exported: the Lightning-free pair helpers live in ranksrgan.data.pairs.
+# Re-exported: the Lightning-free pair helpers live in ranksrgan.data.hr_lr_pairs.
 __all__ = [
     "DevicePatchLoader",
     "ImagePair",

@@ -9,7 +9,8 @@ Modules, one job each:
   :func:`score_batch`, :func:`ranker_score`);
 * :mod:`~ranksrgan.evaluation.csvformat`: the per-image CSV format and text tables;
 * :mod:`~ranksrgan.evaluation.upper_bound`: the Eq. 10 upper bounds;
-* :mod:`~ranksrgan.evaluation.table3`: the paper's Table 3 (:func:`evaluate`);
+* :mod:`~ranksrgan.evaluation.table3`: the paper's Table 3 (:func:`evaluate`), presented by
+  :mod:`~ranksrgan.evaluation.table3_format` (:func:`format_markdown`, :func:`write_evaluation`);
 * :mod:`~ranksrgan.evaluation.rank100`: Ranker scores per SR method (Rank100, Fig. 20);
 * :mod:`~ranksrgan.evaluation.against_hr`: per-image NIQE of each method against its HR image
   (Fig. 9: share better than HR, histograms as PNG).
@@ -48,14 +49,8 @@ from ranksrgan.evaluation.seeds import (
     table_numbers,
     write_seed_table,
 )
-from ranksrgan.evaluation.table3 import (
-    BenchmarkSet,
-    Evaluation,
-    evaluate,
-    format_comparison,
-    format_markdown,
-    write_evaluation,
-)
+from ranksrgan.evaluation.table3 import BenchmarkSet, Evaluation, evaluate
+from ranksrgan.evaluation.table3_format import format_comparison, format_markdown, write_evaluation
 from ranksrgan.evaluation.upper_bound import UpperBound, upper_bounds
 from ranksrgan.metrics.registry import LEARNED_METRICS, METRICS, MetricInfo
 

@@ -1,8 +1,8 @@
 """The paper's Table 3 (and the comparison of Fig. 22): SR methods on benchmark sets.
 
 :func:`evaluate` runs every method on every image of the sets and scores the outputs in the
-``PIRM`` convention (:mod:`ranksrgan.metrics.registry`); :func:`format_markdown`,
-:func:`format_comparison` and :func:`write_evaluation` present the result.
+``PIRM`` convention (:mod:`ranksrgan.metrics.registry`); :mod:`ranksrgan.evaluation.table3_format`
+presents the result.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ from typing import Any
 
 import torch
 
-from ranksrgan.data.pairs import load_pair
-from ranksrgan.evaluation.csvformat import SKIPPED, mean, skipped_records, write_csv, write_per_image_csv
+from ranksrgan.data.hr_lr_pairs import load_pair
+from ranksrgan.evaluation.csvformat import SKIPPED, mean, skipped_records
 from ranksrgan.evaluation.scoring import (
     ITEM_ERRORS,
     RANK_PREFIX,
     item_reason,
     load_learned_metrics,
-    metric_spec,
     ranker_score,
     warn_nan,
 )
-from ranksrgan.io import ImageReadError, atomic_write_bytes, decode_image, list_images, to_tensor
-from ranksrgan.metrics.registry import METRICS, PIRM, MetricInfo, check_names, compute
+from ranksrgan.io import ImageReadError, decode_image, list_images, to_tensor
+from ranksrgan.metrics.registry import METRICS, PIRM, check_names, compute
 from ranksrgan.ops.color import quantize_uint8
 from ranksrgan.ops.resize import imresize
 
@@ -37,9 +36,6 @@ __all__ = [
     "BenchmarkSet",
     "Evaluation",
     "evaluate",
-    "format_markdown",
-    "format_comparison",
-    "write_evaluation",
 ]
 
 
@@ -222,7 +218,7 @@ def evaluate(
 
     * HR images are mod-cropped to a multiple of ``scale`` (bottom/right); LR = MATLAB bicubic
       ``imresize(HR, 1/scale)`` rounded to the HR bit depth (or read from ``lr_dir``, matched by
-      stem, size HR/scale) — :func:`ranksrgan.data.pairs.load_pairs`.
+      stem, size HR/scale) — :func:`ranksrgan.data.hr_lr_pairs.load_pairs`.
     * Methods: ``Bicubic`` (MATLAB bicubic ``imresize(LR, scale)``), each generator checkpoint
       (run in memory on ``device``, tiled with ``tile``/``overlap`` when the LR is larger than
       ``tile``), each folder of precomputed SR images (matched by stem; ``folder/<set name>/``
@@ -395,111 +391,3 @@ def evaluate(
     order = {(d, m): i for i, (d, m) in enumerate((d, m) for d in set_names for m in names)}
     result.records.sort(key=lambda r: order[(r["dataset"], r["method"])])
     return result
-
-
-def format_markdown(ev: Evaluation) -> str:
-    """Markdown table in the layout of the paper's Table 3 (dataset × metric rows, one column per
-    method, best value per row in bold), followed by the protocol and any notes."""
-    lines = ["| Dataset | Metric | " + " | ".join(ev.methods) + " |", "|---|---|" + "---|" * len(ev.methods)]
-    for d in ev.datasets:
-        for j, m in enumerate(ev.metrics):
-            spec = metric_spec(m)
-            vals = [ev.mean(d, meth, m) for meth in ev.methods]
-            best = _best(spec, vals, ev.methods, ev.reference)
-            cells = []
-            for v, meth in zip(vals, ev.methods):
-                text = f"{v:.{spec.digits}f}"
-                cells.append(f"**{text}**" if best is not None and v == best and meth != ev.reference else text)
-            label = f"{spec.label} {spec.arrow}"
-            lines.append(f"| {d if j == 0 else ''} | {label} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(_protocol(ev))
-    for note in ev.notes:
-        lines.append("")
-        lines.append(f"Note: {note}.")
-    return "\n".join(lines) + "\n"
-
-
-def _best(spec: MetricInfo, values: Sequence[float], methods: Sequence[str], reference: str | None) -> float | None:
-    """Best value among the methods other than the ``reference`` (finite values only); None when
-    fewer than two methods compete."""
-    if sum(meth != reference for meth in methods) < 2:
-        return None
-    finite = [v for v, meth in zip(values, methods) if meth != reference and math.isfinite(v)]
-    return spec.best(finite)
-
-
-def _protocol(ev: Evaluation) -> str:
-    specs = [metric_spec(m) for m in ev.metrics]
-    y_ids = [s.label for s in specs if s.name in METRICS and not s.rgb]
-    rgb_ids = [s.label for s in specs if s.name in METRICS and s.rgb]
-    where = f"{'/'.join(y_ids)} on the MATLAB Y channel" if y_ids else ""
-    if rgb_ids:
-        where += ("; " if where else "") + f"{'/'.join(rgb_ids)} on RGB"
-    lower = [s.label for s in specs if s.ideal is None and not s.higher_is_better]
-    higher = [s.label for s in specs if s.ideal is None and s.higher_is_better]
-    ideal = [f"{s.label} best at {s.ideal:g}" for s in specs if s.ideal is not None]
-    polarity = [f"{'/'.join(lower)} lower is better"] if lower else []
-    polarity += [f"{'/'.join(higher)} higher is better"] if higher else []
-    polarity += ideal
-    return (
-        f"x{ev.scale}; LR = MATLAB bicubic of the mod-cropped HR; all metrics on the 8-bit outputs with "
-        f"{ev.scale} px shaved per side{'; ' + where if where else ''}; {'; '.join(polarity)}; best in bold."
-    )
-
-
-def format_comparison(ev: Evaluation, dataset: str | None = None) -> str:
-    """Methods as rows, metrics as columns (the layout of the comparison under Fig. 22): one
-    plain-text table per dataset (or only ``dataset``), each column headed by its label and
-    polarity (``↑`` higher is better, ``↓`` lower is better, ``→1`` best at 1), the best value of
-    each column marked with ``*`` (the ``HR`` reference row, when present, is not a candidate),
-    followed by the protocol and the notes.
-    """
-    datasets = ev.datasets if dataset is None else [dataset]
-    unknown = [d for d in datasets if d not in ev.datasets]
-    if unknown:
-        raise ValueError(f"unknown dataset {unknown[0]!r}; the evaluation has {', '.join(ev.datasets)}")
-    specs = [metric_spec(m) for m in ev.metrics]
-    blocks = []
-    for d in datasets:
-        header = ["method"] + [f"{s.label} {s.arrow}" for s in specs]
-        means = {meth: [ev.mean(d, meth, m) for m in ev.metrics] for meth in ev.methods}
-        best = [_best(s, [means[meth][i] for meth in ev.methods], ev.methods, ev.reference) for i, s in enumerate(specs)]
-        body = []
-        for meth in ev.methods:
-            row = [meth]
-            for i, s in enumerate(specs):
-                v = means[meth][i]
-                mark = "*" if best[i] is not None and v == best[i] and meth != ev.reference else " "
-                row.append(f"{v:.{s.digits}f}{mark}")
-            body.append(row)
-        widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-
-        def line(row: Sequence[str], widths: list[int] = widths) -> str:
-            return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)).rstrip()
-
-        rule = "  ".join("-" * w for w in widths)
-        title = f"{d} (mean over {len({r['image'] for r in ev.records if r['dataset'] == d})} images)"
-        blocks.append("\n".join([title, line(header), rule] + [line(r) for r in body]))
-    text = "\n\n".join(blocks) + "\n\n" + _protocol(ev).replace("best in bold", "best marked *")
-    for note in ev.notes:
-        text += f"\nNote: {note}."
-    return text + "\n"
-
-
-def write_evaluation(ev: Evaluation, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``table3.md``, ``summary.csv`` (``dataset,metric,<method>...`` with the means) and
-    ``per_image.csv`` (per-image format, key columns ``dataset,method,image``) atomically."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": out_dir / "table3.md", "summary": out_dir / "summary.csv", "per_image": out_dir / "per_image.csv"}
-    atomic_write_bytes(paths["markdown"], format_markdown(ev).encode("utf-8"))
-    write_csv(
-        paths["summary"],
-        ["dataset", "metric"] + ev.methods,
-        [[d, m] + [ev.mean(d, meth, m) for meth in ev.methods] for d in ev.datasets for m in ev.metrics],
-    )
-    write_per_image_csv(
-        paths["per_image"], ev.records, ["dataset", "method", "image"], ev.metrics, group_by=["dataset", "method"]
-    )
-    return paths

@@ -19,6 +19,7 @@ module on first use.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -33,43 +34,39 @@ from ranksrgan.metrics.registry import METRICS
 __all__ = ["PSNRY", "SSIMY", "ChromaRatio", "NIQE", "Ma", "PI", "Grid"]
 
 
-class PSNRY(PerImageMean):
+class _AgainstHRMean(PerImageMean):
+    """Mean over images of the full-reference score ``_score(sr, hr, crop_border) -> (B,)`` that a
+    subclass sets. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]."""
+
+    _score: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+    def __init__(self, crop_border: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.crop_border = crop_border
+
+    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
+        self._accumulate(self._score(sr, hr, self.crop_border))
+
+
+class PSNRY(_AgainstHRMean):
     """Mean :func:`psnr_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
 
     higher_is_better = METRICS["psnr"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(psnr_y(sr, hr, self.crop_border))
+    _score = staticmethod(psnr_y)
 
 
-class SSIMY(PerImageMean):
+class SSIMY(_AgainstHRMean):
     """Mean :func:`ssim_y` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]. Higher is better."""
 
     higher_is_better = METRICS["ssim"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(ssim_y(sr, hr, self.crop_border))
+    _score = staticmethod(ssim_y)
 
 
-class ChromaRatio(PerImageMean):
+class ChromaRatio(_AgainstHRMean):
     """Mean :func:`chroma_ratio` over images. ``update(sr, hr)`` with ``B×3×H×W`` in [0, 1]; ideal 1."""
 
     higher_is_better = METRICS["chroma"].higher_is_better
-
-    def __init__(self, crop_border: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.crop_border = crop_border
-
-    def update(self, sr: torch.Tensor, hr: torch.Tensor) -> None:
-        self._accumulate(chroma_ratio(sr, hr, self.crop_border))
+    _score = staticmethod(chroma_ratio)
 
 
 class NIQE(PerImageMean):
@@ -99,7 +96,23 @@ class NIQE(PerImageMean):
         self._accumulate(niqe(preds, color=self.color, crop_border=self.crop_border).reshape(-1))
 
 
-class Ma(PerImageMean):
+class _MaModelMean(PerImageMean):
+    """Mean over images of a score of the Ma model, ``_score(x, model, color=, crop_border=) ->
+    (B,)``, that a subclass sets with its defaults. ``update(x)`` takes ``(B, 3|1, H, W)`` in [0, 1]."""
+
+    _score: Callable[..., torch.Tensor]
+
+    def __init__(self, model: MaModel | str | os.PathLike | None, color: str, crop_border: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = _as_model(model)
+        self.color = color
+        self.crop_border = crop_border
+
+    def update(self, x: torch.Tensor) -> None:
+        self._accumulate(self._score(x, self.model, color=self.color, crop_border=self.crop_border))
+
+
+class Ma(_MaModelMean):
     """Mean Ma score over all images seen (torchmetrics). **Higher = better.**
 
     Args:
@@ -112,24 +125,15 @@ class Ma(PerImageMean):
     """
 
     higher_is_better = METRICS["ma"].higher_is_better
+    _score = staticmethod(ma_score)
 
     def __init__(
-        self,
-        model: MaModel | str | os.PathLike | None = None,
-        color: str = "gray",
-        crop_border: int = 0,
-        **kwargs,
+        self, model: MaModel | str | os.PathLike | None = None, color: str = "gray", crop_border: int = 0, **kwargs
     ) -> None:
-        super().__init__(**kwargs)
-        self.model = _as_model(model)
-        self.color = color
-        self.crop_border = crop_border
-
-    def update(self, x: torch.Tensor) -> None:
-        self._accumulate(ma_score(x, self.model, color=self.color, crop_border=self.crop_border))
+        super().__init__(model, color, crop_border, **kwargs)
 
 
-class PI(PerImageMean):
+class PI(_MaModelMean):
     """Mean Perceptual Index over all images seen (torchmetrics). **Lower = better.**
 
     Args:
@@ -139,21 +143,12 @@ class PI(PerImageMean):
     """
 
     higher_is_better = METRICS["pi"].higher_is_better
+    _score = staticmethod(pi)
 
     def __init__(
-        self,
-        model: MaModel | str | os.PathLike | None = None,
-        color: str = "y",
-        crop_border: int = 4,
-        **kwargs,
+        self, model: MaModel | str | os.PathLike | None = None, color: str = "y", crop_border: int = 4, **kwargs
     ) -> None:
-        super().__init__(**kwargs)
-        self.model = _as_model(model)
-        self.color = color
-        self.crop_border = crop_border
-
-    def update(self, x: torch.Tensor) -> None:
-        self._accumulate(pi(x, self.model, color=self.color, crop_border=self.crop_border))
+        super().__init__(model, color, crop_border, **kwargs)
 
 
 class Grid(PerImageMean):

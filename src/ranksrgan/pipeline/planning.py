@@ -373,7 +373,7 @@ def _stage_config(cfg: DictConfig, section: str) -> DictConfig:
 def _read_label_settings(ranker: str, datamodule: DictConfig) -> list[str]:
     """Check an existing label file's header against the labelling keys; returns those keys."""
     from ranksrgan.data.rank.labels import read_labels
-    from ranksrgan.data.rank.sr import LABEL_SETTINGS, check_label_settings
+    from ranksrgan.data.rank.sr_labelling import LABEL_SETTINGS, check_label_settings
 
     path = Path(datamodule.labels)
     if not path.is_file():

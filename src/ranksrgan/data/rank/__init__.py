@@ -1,9 +1,10 @@
 """Rank datasets: the same content at several quality LEVELS, for training a Ranker.
 
 Families (one module each): ``sr`` (SR results of several methods, labelled by a metric or by
-method), ``interp`` (``λ·SR + (1-λ)·HR``), ``distortion`` (Gaussian blur / noise on HR),
-``albument`` (any albumentations degradation of HR at fixed levels: JPEG, resizing, motion blur,
-sensor noise).
+method; the labelling itself is ``sr_labelling``), ``interp`` (``λ·SR + (1-λ)·HR``),
+``distortion`` (Gaussian blur / noise on HR), ``degradations`` (any albumentations degradation of
+HR at fixed levels: JPEG, resizing, motion blur, sensor noise). The families made from HR folders
+alone share the data module of ``hr_folder``.
 
 Label convention, used by every family, by the label files and by
 :class:`ranksrgan.lit.ranker_module.RankerModule`:
@@ -48,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ranksrgan.data.pairs import make_lr
+from ranksrgan.data.hr_lr_pairs import make_lr
 from ranksrgan.io import decode_image, list_images, to_array, to_tensor
 from ranksrgan.ops.filters import apply_flips, random_flips
 from ranksrgan.ops.resize import imresize

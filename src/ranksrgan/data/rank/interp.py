@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ranksrgan.data.pairs import make_lr
+from ranksrgan.data.hr_lr_pairs import make_lr
 from ranksrgan.data.rank import (
     DecodedImage,
     apply_flips,
@@ -38,13 +38,12 @@ from ranksrgan.data.rank import (
     random_flips,
     random_window,
     sample_level_pair,
-    val_windows,
 )
-from ranksrgan.data.rank.distortion import HRRankDataModule
+from ranksrgan.data.rank.hr_folder import HRRankDataModule, HRWindowDataset
 from ranksrgan.data.sampling import SampleKey, key_generator
+from ranksrgan.device import resolve_device
 from ranksrgan.io import images_by_stem, mod_sizes, read_matched, to_array, to_tensor
 from ranksrgan.ops.color import quantize_uint8
-from ranksrgan.tiling import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +160,9 @@ class InterpPairDataset(Dataset):
         return pair_item(img1, img2, k1, k2, self.lambdas[k1], self.lambdas[k2])
 
 
-class InterpTupleDataset(Dataset):
-    """Validation: fixed windows, item -> ``{"images": L×3×p×p (ascending λ), "levels": arange(L)}``.
+class InterpTupleDataset(HRWindowDataset):
+    """Validation: the fixed HR windows of :class:`ranksrgan.data.rank.hr_folder.HRWindowDataset`,
+    item -> ``{"images": L×3×p×p (ascending λ), "levels": arange(L)}``.
 
     Args:
         pairs: ``[(hr, sr)]`` arrays of one size per image.
@@ -182,17 +182,8 @@ class InterpTupleDataset(Dataset):
         seed: int = 0,
         min_sharpness: float = 0.0,
     ) -> None:
-        self.pairs, self.lambdas, self.patch_size = pairs, torch.tensor(list(lambdas)), patch_size
-        self.items = [
-            (i, y, x)
-            for i, (hr, _) in enumerate(pairs)
-            for (y, x) in val_windows(hr, patch_size, windows_per_image, seed + i, min_sharpness)
-        ]
-        if not self.items:
-            raise ValueError(f"no validation window of {patch_size}x{patch_size} fits the validation images")
-
-    def __len__(self) -> int:
-        return len(self.items)
+        super().__init__([hr for hr, _ in pairs], patch_size, windows_per_image, seed, min_sharpness)
+        self.pairs, self.lambdas = pairs, torch.tensor(list(lambdas))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         i, y, x = self.items[index]
@@ -206,7 +197,7 @@ class InterpTupleDataset(Dataset):
 class InterpRankDataModule(HRRankDataModule):
     """Interpolation rank pairs between an SR source and HR (RankSRGAN's Ranker-i).
 
-    Shares the HR-folder settings of :class:`~ranksrgan.data.rank.distortion.HRRankDataModule`;
+    Shares the HR-folder settings of :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule`;
     its datasets pair each HR image with its SR (:func:`make_sr_images`).
 
     Args:
@@ -214,10 +205,8 @@ class InterpRankDataModule(HRRankDataModule):
         sr: ``"bicubic"``, a generator checkpoint, or a folder of SR images (module docstring).
         lambdas: ascending λ levels, best (0 = HR) first.
         scale: SR factor (LR making and mod-crop).
-        **settings: the other HR-folder settings of
-            :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
-            num_workers, patches_per_epoch, val_windows_per_image, min_sharpness (flat windows, where SR and HR barely differ), augment, seed,
-            build_demo, demo_root, val_fraction, split_seed).
+        **settings: the other HR-folder settings (patch_size, batch_size, ..., min_sharpness: flat
+            windows, where SR and HR barely differ): see :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule`.
     """
 
     def __init__(

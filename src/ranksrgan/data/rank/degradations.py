@@ -44,9 +44,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ranksrgan.configs import plain
-from ranksrgan.data.rank import apply_flips, check_levels, pair_item, random_flips, random_window, sample_level_pair
-from ranksrgan.data.rank.distortion import _MAX_SEED, HRRankDataModule, HRWindowDataset
-from ranksrgan.data.sampling import SampleKey, key_generator
+from ranksrgan.data.rank import check_levels, pair_item
+from ranksrgan.data.rank.hr_folder import HRPatchDataset, HRRankDataModule, HRWindowDataset
+from ranksrgan.data.sampling import SampleKey
 from ranksrgan.io import convert_depth, to_tensor
 
 __all__ = ["Degradation", "DegradationPairDataset", "DegradationTupleDataset", "AlbumentationsRankDataModule"]
@@ -142,15 +142,15 @@ class Degradation:
         return to_tensor(np.ascontiguousarray(self(img, level, seed)))
 
 
-class DegradationPairDataset(Dataset):
-    """Training items in the pair format of :mod:`ranksrgan.data.rank`: images round-robin, a
-    random window (optionally sharp enough), random flips of the clean patch, a random level
-    pair, both levels made here (in the worker).
+class DegradationPairDataset(HRPatchDataset):
+    """Training items in the pair format of :mod:`ranksrgan.data.rank`: the window, flips, level
+    pair and seed of :class:`ranksrgan.data.rank.hr_folder.HRPatchDataset`, both levels made here
+    (in the worker).
 
     Args:
         images: decoded HR arrays ``H×W×3`` (uint8 or uint16).
         degradation: the levels.
-        patch_size, length, augment, min_sharpness: as :class:`ranksrgan.data.rank.distortion.HRPatchDataset`.
+        patch_size, length, augment, min_sharpness: as :class:`ranksrgan.data.rank.hr_folder.HRPatchDataset`.
     """
 
     def __init__(
@@ -162,30 +162,20 @@ class DegradationPairDataset(Dataset):
         augment: bool = True,
         min_sharpness: float = 0.0,
     ) -> None:
-        self.images, self.degradation, self.patch_size = list(images), degradation, patch_size
-        self.length, self.augment, self.min_sharpness = length, augment, min_sharpness
-
-    def __len__(self) -> int:
-        return self.length
+        super().__init__(images, len(degradation), patch_size, length, augment, min_sharpness)
+        self.degradation = degradation
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, torch.Tensor]:
         """``key``: an index, or ``(index, item seed)`` (:mod:`ranksrgan.data.sampling`)."""
-        index, gen = key_generator(key)
-        img = self.images[index % len(self.images)]
-        p = self.patch_size
-        y, x = random_window(img, p, self.min_sharpness, generator=gen)
-        hr = _to_uint8(img[y : y + p, x : x + p])
-        if self.augment:
-            hr = apply_flips(hr, random_flips(gen))
-        k1, k2 = sample_level_pair(len(self.degradation), gen)
-        seed = int(torch.randint(_MAX_SEED, (), generator=gen))
+        hr, k1, k2, seed = self.draw(key)
+        hr = _to_uint8(hr)
         d = self.degradation
         return pair_item(d.tensor(hr, k1, seed), d.tensor(hr, k2, seed), k1, k2, d.values[k1], d.values[k2])
 
 
 class DegradationTupleDataset(HRWindowDataset):
     """Validation items ``{"images": L×3×p×p, "levels": L}`` at the fixed windows of
-    :class:`ranksrgan.data.rank.distortion.HRWindowDataset` (same seeds), every level of each."""
+    :class:`ranksrgan.data.rank.hr_folder.HRWindowDataset` (same seeds), every level of each."""
 
     def __init__(
         self,
@@ -203,7 +193,7 @@ class DegradationTupleDataset(HRWindowDataset):
         i, y, x = self.items[index]
         p = self.patch_size
         hr = _to_uint8(self.images[i][y : y + p, x : x + p])
-        seed = (self.seed * 1_000_003 + index) % _MAX_SEED
+        seed = self.window_seed(index)
         num = len(self.degradation)
         return {
             "images": torch.stack([self.degradation.tensor(hr, k, seed) for k in range(num)]),
@@ -221,10 +211,8 @@ class AlbumentationsRankDataModule(HRRankDataModule):
     Args:
         transform, levels, param, fixed, values: the family (:class:`Degradation`).
         train_hr / val_hr: HR folders (split by folder, or ``train_hr`` split by image: ``val_fraction``).
-        **settings: the other HR-folder settings of
-            :class:`~ranksrgan.data.rank.distortion.HRRankDataModule` (patch_size, batch_size,
-            num_workers, patches_per_epoch, val_windows_per_image, min_sharpness, augment, seed,
-            build_demo, demo_root, val_fraction, split_seed).
+        **settings: the other HR-folder settings (patch_size, batch_size, ...): see
+            :class:`~ranksrgan.data.rank.hr_folder.HRRankDataModule`.
     """
 
     def __init__(
