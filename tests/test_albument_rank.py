@@ -246,15 +246,15 @@ def test_jpeg_ranker_orders_the_levels_of_the_demo_validation_images(tmp_path):
 
 
 def test_a_new_family_is_a_few_lines_of_config(tmp_path, hr_split):
-    """The README's example (a WebP Ranker) composes, instantiates and degrades."""
+    """The documented example (a WebP Ranker, docs/rank-datasets.md) composes, instantiates and degrades."""
     import re
     import shutil
 
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    example = re.search(r"`conf/ranker/webp.yaml`:\n\n```yaml\n(.*?)```", readme, re.S).group(1)
+    page = (REPO / "docs" / "rank-datasets.md").read_text(encoding="utf-8")
+    example = re.search(r"`conf/ranker/webp.yaml`:\n\n```yaml\n(.*?)```", page, re.S).group(1)
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf", conf)
     (conf / "ranker" / "webp.yaml").write_text(example)
