@@ -23,7 +23,7 @@ architecture (``gan.module.generator...``), which every generator stage shares. 
 ``stages.all`` < ``stages.rankers`` / ``stages.generators`` < ``stages.<stage name>``.
 A command-line ``gan.*`` / ``ranker.*`` / ``data.*`` value that a ``stages`` entry replaces in a
 stage it addresses stops the run before anything trains, with the ``++stages...`` override that
-reaches it (:func:`~ranksrgan.pipeline.planning.unreached_overrides`; ``docs/sweeps.md``).
+reaches it (:func:`~ranksrgan.pipeline.overrides.unreached_overrides`; ``docs/sweeps.md``).
 
 **Stage key.** The SHA-256 (12 hex digits) of everything that decides the stage's result:
 
@@ -49,32 +49,29 @@ aside to ``<name>-<key>.old-<time>``). ``dry_run=true`` prints the plan and what
 (a stage to train is compared with the most similar stored stage of its name), and exits with
 status 2 when something would stop the real run.
 
-The pipeline is three modules, in the order a run uses them: :mod:`~ranksrgan.pipeline.planning`
-(stages, keys, inputs, decisions, checks), :mod:`~ranksrgan.pipeline.training` (one Trainer per
-stage, publishing) and :mod:`~ranksrgan.pipeline.reporting` (the dry-run plan, the summary).
+Modules, in the order a run uses them: :mod:`~ranksrgan.pipeline.planning` (stages, keys,
+inputs; :mod:`~ranksrgan.pipeline.stage` is one stage), :mod:`~ranksrgan.pipeline.overrides` and
+:mod:`~ranksrgan.pipeline.checks` (what stops a run before it trains),
+:mod:`~ranksrgan.pipeline.reuse` (reuse, resume or train), :mod:`~ranksrgan.pipeline.training`
+(one Trainer per stage, publishing) and :mod:`~ranksrgan.pipeline.reporting` (the dry-run plan,
+the summary).
 """
 
+from ranksrgan.pipeline.checks import blocking_problems, check_values, preflight
+from ranksrgan.pipeline.overrides import run_origin, unreached_overrides
 from ranksrgan.pipeline.planning import (
     NO_EFFECT_KEYS,
     PATH_KEYS,
     STAGE_TRAINER_KEYS,
     TRAINER_KEYS_WITHOUT_EFFECT,
-    Decision,
-    PlanError,
     Planner,
-    Stage,
-    blocking_problems,
-    check_values,
-    closest_record,
-    decide,
     is_recipe,
-    preflight,
-    run_origin,
     stage_inputs,
-    unreached_overrides,
     world_size,
 )
 from ranksrgan.pipeline.reporting import describe_plan, stored_stages, summary
+from ranksrgan.pipeline.reuse import Decision, closest_record, decide
+from ranksrgan.pipeline.stage import PlanError, Stage
 from ranksrgan.pipeline.training import is_primary_process, make_logger, make_trainer, run, run_stage
 
 __all__ = [

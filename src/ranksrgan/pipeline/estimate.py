@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from ranksrgan.pipeline.planning import Stage
+from ranksrgan.pipeline.stage import Stage
 
 __all__ = ["RATES", "StageEstimate", "stage_kind", "estimate_stages", "describe_estimate"]
 

@@ -12,7 +12,9 @@ from omegaconf import DictConfig
 from ranksrgan.evaluation.seeds import Method
 from ranksrgan.evaluation.table3 import BenchmarkSet
 from ranksrgan.lit.history import HISTORY_FILE, load_history
-from ranksrgan.pipeline.planning import Stage, blocking_problems, decide
+from ranksrgan.pipeline.checks import blocking_problems
+from ranksrgan.pipeline.reuse import decide
+from ranksrgan.pipeline.stage import Stage
 from ranksrgan.store import StageStore
 
 __all__ = ["PLUMBING_ITERATIONS", "SUMMARY_METRICS", "describe_plan", "summary", "stored_stages", "write_curves_csv"]
@@ -22,7 +24,7 @@ def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = Tr
     """One line per stage: order, kind, name (``name@seed`` for a stage repeated per seed), key,
     steps, action, dependencies, reason; the seeds and the images of the final table; the total
     steps and the ESTIMATED time of the stages to train (:mod:`ranksrgan.pipeline.estimate`); then,
-    with ``with_problems``, what would stop the real run (:func:`~ranksrgan.pipeline.planning.blocking_problems`).
+    with ``with_problems``, what would stop the real run (:func:`~ranksrgan.pipeline.checks.blocking_problems`).
     A stage to train is compared with the most similar stored stage of its name."""
     from ranksrgan.pipeline.estimate import describe_estimate
 

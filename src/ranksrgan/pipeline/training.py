@@ -21,7 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ranksrgan.checkpoints import is_checkpoint_path
 from ranksrgan.lit.history import HISTORY_FILE, load_history
-from ranksrgan.pipeline.planning import PlanError, Planner, Stage, decide, preflight
+from ranksrgan.pipeline.checks import preflight
+from ranksrgan.pipeline.planning import Planner
+from ranksrgan.pipeline.reuse import Decision, decide
+from ranksrgan.pipeline.stage import PlanError, Stage
 from ranksrgan.store import StageStore
 
 log = logging.getLogger(__name__)
@@ -153,58 +156,24 @@ def run_stage(
     ``resolved`` maps the keys of earlier stages to their artifacts; ``position`` is the stage's
     place in the plan (for progress lines).
     """
-    from hydra.utils import instantiate
-
     store = StageStore(cfg.paths.store)
     artifact = store.artifact(stage.kind, stage.name, stage.key)
     primary = is_primary_process()
-    lock = _locked(store.lock_path(stage.name, stage.key)) if primary else nullcontext()
-    with lock:
+    with _locked(store.lock_path(stage.name, stage.key)) if primary else nullcontext():
         decision = decide(cfg, stage, store, run_started)
         if decision.action == "reuse":
             log.info("reusing %s %s (%s): %s", stage.kind, stage.name, stage.key, decision.reason)
             return artifact
-        work_dir = store.work_dir(stage.name, stage.key)
-        if decision.action == "train" and not cfg.reuse_stages and primary:
-            moved = store.move_aside(work_dir)
-            if moved is not None:
-                log.info("reuse_stages=false: moved the old work folder aside to %s", moved)
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = _work_dir(cfg, store, stage, decision, primary)
         pl.seed_everything(stage.cfg.seed, workers=True)
+        datamodule, module, steps = _instantiate(stage, resolved)
         section = stage.section
-        if stage.kind == "ranker":
-            dm_cfg = OmegaConf.to_container(section.datamodule, resolve=True)
-            source_dep = next((d for d in stage.depends_on if d.kind == "generator"), None)
-            if source_dep is not None:
-                dm_cfg["sr"] = str(resolved[source_dep.key])
-            datamodule = instantiate(dm_cfg)
-            module = instantiate(section.module)
-            steps = section.max_steps
-            monitor, mode = section.monitor, "max"
-        else:
-            datamodule = instantiate(stage.cfg.data)
-            module_cfg = OmegaConf.to_container(section.module, resolve=True)
-            module_cfg["rankers"] = [_resolve_ranker_entry(e, stage, resolved) for e in section.rankers]
-            module_cfg["pretrained_generator"] = _resolve_pretrained(section.pretrained, stage, resolved)
-            module = instantiate(module_cfg)
-            steps = section.max_steps * module.optimizer_steps_per_iteration
-            monitor, mode = section.monitor, section.monitor_mode
+        monitor = section.monitor
+        mode = "max" if stage.kind == "ranker" else section.monitor_mode
         val_every = max(1, min(section.val_check_interval, section.max_steps))
         trainer = make_trainer(cfg, stage, work_dir, steps, val_every, monitor, mode, position)
-        last = work_dir / "checkpoints" / "last.ckpt"
-        resume = decision.action == "resume" and last.is_file()
         log.info("training %s %s (%s) in %s: %s", stage.kind, stage.name, stage.key, work_dir, decision.reason)
-        try:
-            with warnings.catch_warnings():
-                if resume:  # the folder holds this stage's own checkpoints
-                    warnings.filterwarnings("ignore", message=f"Checkpoint directory {re.escape(str(last.parent))} exists")
-                trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
-        except BaseException:
-            if primary and work_dir.is_dir() and not any(p.is_file() for p in work_dir.rglob("*")):
-                shutil.rmtree(work_dir, ignore_errors=True)  # a failed start leaves no empty folder
-            raise
-        finally:
-            _finish_logger(trainer)
+        _fit(trainer, module, datamodule, work_dir, decision.action == "resume", primary)
         if trainer.global_step < steps:
             # Lightning returns normally from some interruptions (e.g. Ctrl-C in older releases):
             # never publish a network that did not finish.
@@ -219,19 +188,77 @@ def run_stage(
             trainer.validate(module, datamodule=datamodule, verbose=False)
             history = load_history(work_dir / HISTORY_FILE)
         if trainer.global_rank == 0:
-            callback = trainer.checkpoint_callback
-            best = Path(callback.best_model_path or last)
-            select = section.get("select", "last") if stage.kind == "generator" else "best"
-            if not best.exists():  # no validation scored (every monitor value NaN): the last weights
-                select = "last"
-            score = None if callback.best_model_score is None else float(callback.best_model_score)
-            choice = choose_checkpoint(history, monitor, mode, select, score)
-            _publish(store, best if select == "best" else last, stage, choice, resolved)
-            # The published network is the stage's result: the training checkpoints (optimiser
-            # states, discriminator) go; logs, samples and the validation history stay.
-            shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+            _publish_selected(trainer, store, stage, history, work_dir, resolved)
         trainer.strategy.barrier()
         return artifact
+
+
+def _work_dir(cfg: DictConfig, store: StageStore, stage: Stage, decision: Decision, primary: bool) -> Path:
+    """The stage's work folder; with ``reuse_stages=false`` an old one is moved aside first."""
+    work_dir = store.work_dir(stage.name, stage.key)
+    if decision.action == "train" and not cfg.reuse_stages and primary:
+        moved = store.move_aside(work_dir)
+        if moved is not None:
+            log.info("reuse_stages=false: moved the old work folder aside to %s", moved)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return work_dir
+
+
+def _instantiate(stage: Stage, resolved: dict[str, Path]) -> tuple[pl.LightningDataModule, pl.LightningModule, int]:
+    """The stage's data module, Lightning module (earlier stages' artifacts filled in) and its
+    optimizer steps (a GAN iteration may take several)."""
+    from hydra.utils import instantiate
+
+    section = stage.section
+    if stage.kind == "ranker":
+        dm_cfg = OmegaConf.to_container(section.datamodule, resolve=True)
+        source_dep = next((d for d in stage.depends_on if d.kind == "generator"), None)
+        if source_dep is not None:
+            dm_cfg["sr"] = str(resolved[source_dep.key])
+        return instantiate(dm_cfg), instantiate(section.module), section.max_steps
+    module_cfg = OmegaConf.to_container(section.module, resolve=True)
+    module_cfg["rankers"] = [_resolve_ranker_entry(e, stage, resolved) for e in section.rankers]
+    module_cfg["pretrained_generator"] = _resolve_pretrained(section.pretrained, stage, resolved)
+    module = instantiate(module_cfg)
+    return instantiate(stage.cfg.data), module, section.max_steps * module.optimizer_steps_per_iteration
+
+
+def _fit(trainer: pl.Trainer, module, datamodule, work_dir: Path, resume: bool, primary: bool) -> None:
+    """``trainer.fit``, from the stage's ``last.ckpt`` when resuming; a failed start leaves no empty folder."""
+    last = work_dir / "checkpoints" / "last.ckpt"
+    resume = resume and last.is_file()
+    try:
+        with warnings.catch_warnings():
+            if resume:  # the folder holds this stage's own checkpoints
+                warnings.filterwarnings("ignore", message=f"Checkpoint directory {re.escape(str(last.parent))} exists")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    except BaseException:
+        if primary and work_dir.is_dir() and not any(p.is_file() for p in work_dir.rglob("*")):
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    finally:
+        _finish_logger(trainer)
+
+
+def _publish_selected(
+    trainer: pl.Trainer, store: StageStore, stage: Stage, history: list, work_dir: Path, resolved: dict[str, Path]
+) -> None:
+    """Publish the selected weights (a generator: ``select``, last by default; a Ranker: its best
+    validation) with their record, then drop the training checkpoints."""
+    section = stage.section
+    last = work_dir / "checkpoints" / "last.ckpt"
+    callback = trainer.checkpoint_callback
+    best = Path(callback.best_model_path or last)
+    select = section.get("select", "last") if stage.kind == "generator" else "best"
+    if not best.exists():  # no validation scored (every monitor value NaN): the last weights
+        select = "last"
+    score = None if callback.best_model_score is None else float(callback.best_model_score)
+    mode = "max" if stage.kind == "ranker" else section.monitor_mode
+    choice = choose_checkpoint(history, section.monitor, mode, select, score)
+    _publish(store, best if select == "best" else last, stage, choice, resolved)
+    # The published network is the stage's result: the training checkpoints (optimiser
+    # states, discriminator) go; logs, samples and the validation history stay.
+    shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
 
 
 def _validation(entry: dict[str, Any]) -> dict[str, Any]:
