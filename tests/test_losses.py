@@ -22,6 +22,7 @@ from ranksrgan.losses import (
     RankLoss,
     discriminator_loss,
     generator_adversarial_loss,
+    jitter_crop,
 )
 from ranksrgan.nets import Ranker
 
@@ -333,6 +334,48 @@ def test_rank_floor_hr_stops_the_reward_where_the_output_beats_hr():
         RankLoss(AffineRanker(gain, offset), 1.0, floor="hr")(sr_batch())
 
 
+class PhaseRanker(nn.Module):
+    """Stand-in for a strided Ranker: it scores only the pixels at even rows and columns, so its
+    input gradient is locked to its own 2-px grid."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., ::2, ::2].mean(dim=(1, 2, 3))
+
+    def freeze(self) -> PhaseRanker:
+        return self.requires_grad_(False).eval()
+
+
+def test_jitter_crop_takes_each_image_and_its_hr_at_the_same_offset():
+    x = torch.arange(2 * 25.0).reshape(2, 1, 5, 5)
+    sr, hr = jitter_crop(x, x + 100, 2, torch.tensor([[0, 1], [2, 0]]))
+    assert sr.shape == hr.shape == (2, 1, 3, 3)
+    assert sr[0, 0].tolist() == [[1.0, 2.0, 3.0], [6.0, 7.0, 8.0], [11.0, 12.0, 13.0]]
+    assert sr[1, 0, 0].tolist() == [35.0, 36.0, 37.0]  # image 1 (25..49) from row 2, column 0
+    assert torch.equal(hr, sr + 100)
+    torch.manual_seed(0)
+    drawn, _ = jitter_crop(x, None, 2)
+    assert drawn.shape == (2, 1, 3, 3)
+
+
+def test_rank_jitter_spreads_a_grid_locked_gradient_over_every_phase():
+    """Without jitter a Ranker that sees only even pixels pushes only those, in every image (a
+    2-px dot grid); with jitter=1 the 32 images' offsets reach all four phases."""
+    sr = torch.full((32, 3, 8, 8), 0.5)
+    phases = {}
+    for jitter in (0, 1):
+        torch.manual_seed(0)
+        x = sr.clone().requires_grad_(True)
+        RankLoss(PhaseRanker(), 1.0, function="identity", reduction="sum", jitter=jitter)(x).backward()
+        g = x.grad.sum(dim=(0, 1))
+        phases[jitter] = [float(g[dy::2, dx::2].sum()) for dy in (0, 1) for dx in (0, 1)]
+        assert math.isclose(float(x.grad.sum()), 32.0, rel_tol=1e-5)  # each image's score has gradient sum 1
+    assert phases[0][0] == pytest.approx(32.0) and phases[0][1:] == [0.0, 0.0, 0.0]
+    assert min(phases[1]) >= 1.0 and sum(phases[1]) == pytest.approx(32.0), phases[1]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="rank jitter must be an integer >= 0"):
+            RankLoss(PhaseRanker(), 1.0, jitter=bad)
+
+
 def test_base_recipe_writes_the_code_defaults_of_every_loss_option_it_lists():
     """conf/gan/srresnet.yaml lists the loss options (so that overrides need no "+"); their values
     are the defaults of the term signatures, the one place where the defaults are decided."""
@@ -360,5 +403,5 @@ def test_base_recipe_writes_the_code_defaults_of_every_loss_option_it_lists():
         for key, value in module[section].items():
             if key != "weight":  # the recipe's choice (srresnet: pixel only)
                 assert value == code[key], f"{section}.{key}: yaml {value!r}, code {code[key]!r}"
-    assert set(module.rank) == {"function", "reduction", "floor", "hr_alarm_margin"}
+    assert set(module.rank) == {"function", "reduction", "floor", "jitter", "hr_alarm_margin"}
     assert module.ema_decay == defaults(SRModule)["ema_decay"] == 0.0

@@ -28,6 +28,7 @@ __all__ = [
     "GAN_KINDS",
     "MONOTONIC_FUNCTIONS",
     "RANK_FLOORS",
+    "jitter_crop",
     "GeneratorLoss",
     "PixelLoss",
     "PerceptualLoss",
@@ -253,6 +254,14 @@ class RankLoss(GeneratorLoss):
     gradient) once the output scores better (lower) than its HR patch, the plain loss's gradient
     elsewhere (an addition to the paper against rewarding the Ranker's blind spots).
 
+    With ``jitter=j > 0`` (not in the paper) the Ranker sees each image of the batch cropped by
+    ``j`` px per axis at its own random offset in ``0..j`` (the HR patch of the floor at the same
+    offset). The Ranker's stride-2 convolutions give its input gradient a pattern locked to its
+    own pixel grid (period 2, 4, 8...), and the SR patch's grid is the generator's sub-pixel grid:
+    without jitter the two always line up, and the generator is rewarded for writing that pattern
+    into every image (a dot grid at the scale's period). ``j = scale - 1`` averages it over every
+    phase. Offsets come from the global torch RNG (saved with the training checkpoint).
+
     Args:
         ranker: a :class:`~ranksrgan.nets.Ranker`, ``B×3×H×W`` in [0, 1] -> scores ``(B,)``,
             higher = worse. It is frozen here (``Ranker.freeze``) and stays in eval mode even when
@@ -264,6 +273,7 @@ class RankLoss(GeneratorLoss):
         reduction: "sum" over the batch (the official code, for which the paper's weight 0.03 was
             tuned at batch 8) or "mean" (independent of the batch size: weight x batch gives the same).
         floor: None or "hr" (above).
+        jitter: 0 (the paper) or the largest random offset in px (above).
     """
 
     uses_loss_network = True
@@ -276,6 +286,7 @@ class RankLoss(GeneratorLoss):
         function: str = "sigmoid",
         reduction: str = "sum",
         floor: str | None = None,
+        jitter: int = 0,
     ) -> None:
         super().__init__(f"rank/{name}", weight)
         if function not in MONOTONIC_FUNCTIONS:
@@ -284,7 +295,9 @@ class RankLoss(GeneratorLoss):
             raise ValueError(f"rank reduction must be 'sum' or 'mean', got {reduction!r}")
         if floor not in RANK_FLOORS:
             raise ValueError(f"rank floor must be null or 'hr', got {floor!r}")
-        self.function, self.reduction, self.floor = function, reduction, floor
+        if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
+            raise ValueError(f"rank jitter must be an integer >= 0 (pixels), got {jitter!r}")
+        self.function, self.reduction, self.floor, self.jitter = function, reduction, floor, jitter
         self.ranker = ranker.freeze()
         self.ranker.eval()
 
@@ -294,15 +307,38 @@ class RankLoss(GeneratorLoss):
         return self
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
+        if self.floor == "hr" and hr is None:
+            raise ValueError(f"{self.name}: floor='hr' needs the HR images")
+        if self.jitter:
+            sr, hr = jitter_crop(sr, hr, self.jitter)
         scores = self.ranker(sr).reshape(-1)
         if self.floor == "hr":
-            if hr is None:
-                raise ValueError(f"{self.name}: floor='hr' needs the HR images")
             with torch.no_grad():
                 hr_scores = self.ranker(hr).reshape(-1)
             scores = torch.where(scores > hr_scores, scores, hr_scores)
         values = MONOTONIC_FUNCTIONS[self.function](scores)
         return values.sum() if self.reduction == "sum" else values.mean()
+
+
+def jitter_crop(
+    sr: torch.Tensor, hr: torch.Tensor | None, jitter: int, offsets: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each ``B×C×H×W`` image cropped to ``(H - jitter)×(W - jitter)`` at offset ``offsets[b] = (dy, dx)``
+    (default: drawn uniformly from ``0..jitter`` per image and axis); ``hr`` (or None) at the same offsets.
+
+    >>> x = torch.arange(2 * 16.0).reshape(2, 1, 4, 4)
+    >>> a, _ = jitter_crop(x, None, 1, torch.tensor([[0, 0], [1, 1]]))
+    >>> a[:, 0, 0, 0].tolist()  # image 0 from (0, 0), image 1 from (1, 1)
+    [0.0, 21.0]
+    """
+    batch, _, height, width = sr.shape
+    if offsets is None:
+        offsets = torch.randint(0, jitter + 1, (batch, 2))
+    h, w = height - jitter, width - jitter
+    rows = [(int(dy), int(dx)) for dy, dx in offsets.tolist()]
+    crop = [sr[b, :, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(rows)]
+    hr_crop = None if hr is None else torch.stack([hr[b, :, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(rows)])
+    return torch.stack(crop), hr_crop
 
 
 def build_generator_losses(
@@ -314,15 +350,16 @@ def build_generator_losses(
     discriminator: nn.Module | None = None,
 ) -> nn.ModuleDict:
     """The generator's loss terms from the config sections, keyed ``pixel``, ``perceptual``, ``gan``,
-        ``rank/<name>`` (in that order, the order of the weighted sum).
+    ``rank/<name>`` (in that order, the order of the weighted sum).
 
-        Each section's keys are the keyword arguments of its term (``pixel``: :class:`PixelLoss`;
-        ``perceptual``: :func:`build_perceptual_loss`; ``gan``: :class:`GANLoss` without the network;
-        ``rank``: :class:`RankLoss`'s ``function``, ``reduction``, ``floor`` for every Ranker), whose
-        signatures hold the defaults. ``rankers``: ``(name, Ranker or its checkpoint file, weight)`` each
-    (files are loaded after the perceptual network is built, so a seeded build is reproducible). The perceptual and
-        GAN terms exist only with a weight > 0 (they need networks; the GAN term needs
-        ``discriminator``); the pixel term and every Ranker's term always exist (weight 0 = skipped).
+    Each section's keys are the keyword arguments of its term (``pixel``: :class:`PixelLoss`;
+    ``perceptual``: :func:`build_perceptual_loss`; ``gan``: :class:`GANLoss` without the network;
+    ``rank``: :class:`RankLoss`'s ``function``, ``reduction``, ``floor``, ``jitter`` for every Ranker),
+    whose signatures hold the defaults. ``rankers``: ``(name, Ranker or its checkpoint file, weight)``
+    each (files are loaded after the perceptual network is built, so a seeded build is
+    reproducible). The perceptual and GAN terms exist only with a weight > 0 (they need networks;
+    the GAN term needs ``discriminator``); the pixel term and every Ranker's term always exist
+    (weight 0 = skipped).
     """
     terms: dict[str, GeneratorLoss] = {"pixel": PixelLoss(**(pixel or {}))}
     perceptual = dict(perceptual or {})

@@ -68,6 +68,10 @@ def train(cfg: DictConfig) -> float | None:
     out_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
     if pipeline.is_primary_process():  # the other DDP ranks would print the same table again
         print(pipeline.summary(cfg, result, out_dir))
+        if out_dir is not None:
+            wandb_run = pipeline.log_final_report(cfg, result, out_dir)
+            if wandb_run is not None:
+                print(f"  W&B run of the final table and Fig. 9: {wandb_run}")
     final = result["final"]
     section = final.cfg.ranker if final.kind == "ranker" else final.cfg.gan
     value = result["metrics"].get(section.monitor)  # of the published weights (the stage's `select`)

@@ -87,7 +87,7 @@ class SRModule(pl.LightningModule):
             :func:`ranksrgan.losses.build_generator_losses` (whose signatures hold the defaults):
             ``pixel``: :class:`~ranksrgan.losses.PixelLoss`; ``perceptual``:
             :func:`~ranksrgan.losses.build_perceptual_loss`; ``gan``: ``{"weight", "kind"}``;
-            ``rank``: ``{"function", "reduction", "floor"}`` of every Ranker's
+            ``rank``: ``{"function", "reduction", "floor", "jitter"}`` of every Ranker's
             :class:`~ranksrgan.losses.RankLoss`, and ``hr_alarm_margin`` (the validation warning
             above; default :data:`HR_ALARM_MARGIN`).
         discriminator: ``{"name": "VGGDiscriminator", "kwargs": {...}}``; used when gan weight > 0.

@@ -69,7 +69,7 @@ from ranksrgan.pipeline.planning import (
     stage_inputs,
     world_size,
 )
-from ranksrgan.pipeline.reporting import describe_plan, stored_stages, summary
+from ranksrgan.pipeline.reporting import describe_plan, log_final_report, stored_stages, summary
 from ranksrgan.pipeline.reuse import Decision, closest_record, decide
 from ranksrgan.pipeline.stage import PlanError, Stage
 from ranksrgan.pipeline.training import is_primary_process, make_logger, make_trainer, run, run_stage
@@ -90,6 +90,7 @@ __all__ = [
     "describe_plan",
     "is_primary_process",
     "is_recipe",
+    "log_final_report",
     "make_logger",
     "make_trainer",
     "preflight",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig
 
 from ranksrgan.pipeline.estimate import stage_kind
-from ranksrgan.pipeline.planning import Stage
+from ranksrgan.pipeline.stage import Stage
 
 __all__ = ["PAPER", "departures"]
 
@@ -120,6 +120,10 @@ def _generator_lines(stage: Stage, kind: str) -> list[str]:
         out.append(f"rank loss {rank.reduction} over the batch (paper and authors' code: sum)")
     if rank.get("function", "sigmoid") != "sigmoid":
         out.append(f"rank loss through {rank.function} (paper: sigmoid)")
+    if rank.get("floor"):
+        out.append(f"rank loss floored at the {rank.floor.upper()} patch's score (paper: no floor)")
+    if int(rank.get("jitter", 0) or 0) > 0:
+        out.append(f"Rankers see each SR patch at a random offset of up to {int(rank.jitter)} px (paper: none)")
     disc = (m.get("discriminator") or {}).get("kwargs") or {}
     if int(disc.get("num_features", 64)) != PAPER["discriminator_features"]:
         out.append(f"discriminator width {disc.num_features} (paper: 64)")

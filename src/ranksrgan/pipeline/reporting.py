@@ -17,7 +17,15 @@ from ranksrgan.pipeline.reuse import decide
 from ranksrgan.pipeline.stage import Stage
 from ranksrgan.store import StageStore
 
-__all__ = ["PLUMBING_ITERATIONS", "SUMMARY_METRICS", "describe_plan", "summary", "stored_stages", "write_curves_csv"]
+__all__ = [
+    "PLUMBING_ITERATIONS",
+    "SUMMARY_METRICS",
+    "describe_plan",
+    "log_final_report",
+    "summary",
+    "stored_stages",
+    "write_curves_csv",
+]
 
 
 def describe_plan(cfg: DictConfig, stages: list[Stage], with_problems: bool = True) -> str:
@@ -211,6 +219,7 @@ def summary(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.PathLike 
         )
         result["files"]["curves"] = write_curves_csv(histories, out / "val_curves.csv")
         result["files"]["niqe_vs_hr"] = against_hr.write_png(out / "niqe_vs_hr.png")
+        result["better_than_hr"] = dict(against_hr.better)
         lines += ["Written:"] + [f"  {path}" for path in result["files"].values()]
     return "\n".join(lines)
 
@@ -235,3 +244,36 @@ def stored_stages(store: str | os.PathLike, kind: str | None = None, name: str |
     ``"checkpoint"``: the artifact path. Used by notebooks and scripts to find trained models.
     """
     return StageStore(store).records(kind, name)
+
+
+def log_final_report(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.PathLike) -> Path | None:
+    """With a W&B logger (``logger=wandb``), one more run named ``final`` in ``out_dir``: the final
+    table (``final_table``, one row per method and metric as in ``final_table.csv``), the Fig. 9
+    histograms (``fig9/niqe_vs_hr``) and, per method, the share of test images whose NIQE is
+    better than their HR's (in [0, 1]; table ``fig9/better_than_hr`` and summary
+    ``fig9/better_than_hr/<method>``). Call after
+    :func:`summary` wrote the files. Returns the W&B run folder; None with another or no logger."""
+    files = result.get("files") or {}
+    if cfg.get("logger") is None or not str(cfg.logger.get("_target_", "")).endswith("WandbLogger") or "csv" not in files:
+        return None
+    import csv
+
+    from hydra.utils import instantiate
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    logger = instantiate(cfg.logger)(save_dir=str(out_dir), name="final")
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    with open(files["csv"], newline="") as handle:
+        rows = list(csv.reader(handle))
+    logger.log_table(key="final_table", columns=rows[0], data=rows[1:])
+    if "niqe_vs_hr" in files:
+        logger.log_image(key="fig9/niqe_vs_hr", images=[str(files["niqe_vs_hr"])])
+    shares = result.get("better_than_hr") or {}
+    logger.log_table(key="fig9/better_than_hr", columns=["method", "share"], data=[[m, s] for m, s in shares.items()])
+    for method, share in shares.items():
+        logger.experiment.summary[f"fig9/better_than_hr/{method}"] = share
+    run_dir = Path(logger.experiment.dir).parent
+    import wandb
+
+    wandb.finish()
+    return run_dir
