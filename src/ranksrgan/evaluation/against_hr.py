@@ -111,7 +111,8 @@ class AgainstHR:
         spec = metric_spec(self.metric)
         for k, name in enumerate(names):
             base = _TOP + _PANEL * (k + 1) - 4  # the panel's baseline
-            colour = _COLOURS[k % len(_COLOURS)]
+            # grey is HR's alone; the methods cycle through the other colours
+            colour = _COLOURS[0] if name == self.reference else _COLOURS[1 + (k - 1) % (len(_COLOURS) - 1)]
             for i, c in enumerate(counts[name]):
                 if c:
                     top = base - int(round(c / top_count * bar_h))
