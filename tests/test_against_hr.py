@@ -84,9 +84,12 @@ def test_final_report_goes_to_wandb_with_the_fig9_histogram_and_shares(tmp_path,
     monkeypatch.setenv("WANDB_MODE", "offline")
     res = niqe_against_hr(_evaluation(), dataset="val")
     png = res.write_png(tmp_path / "niqe_vs_hr.png")
-    table = tmp_path / "final_table.csv"
-    table.write_text("dataset,method,metric,mean\ntest,srgan,niqe,6.93\ntest,rankrbri,niqe,6.56\n")
-    result = {"files": {"csv": table, "niqe_vs_hr": png}, "better_than_hr": res.better}
+    tables = {}
+    for name in ("Set14", "BSD100"):  # a table per test set, as the run writes them
+        tables[name] = tmp_path / f"final_table_{name}.csv"
+        tables[name].write_text(f"dataset,method,metric,mean\n{name},srgan,niqe,6.93\n{name},rankrbri,niqe,6.56\n")
+    files = {"csv_Set14": tables["Set14"], "csv_BSD100": tables["BSD100"], "niqe_vs_hr": png}
+    result = {"files": files, "better_than_hr": res.better}
     wandb_logger = {"_target_": "pytorch_lightning.loggers.WandbLogger", "_partial_": True, "project": "t", "offline": True}
     csv_logger = {"_target_": "pytorch_lightning.loggers.CSVLogger", "_partial_": True}
     assert log_final_report(OmegaConf.create({"logger": csv_logger}), result, tmp_path) is None
@@ -94,8 +97,9 @@ def test_final_report_goes_to_wandb_with_the_fig9_histogram_and_shares(tmp_path,
     assert run.parent == tmp_path / "wandb" and run.name.startswith("offline-run-")
     images = list((run / "files" / "media" / "images").rglob("*.png"))
     assert [p.relative_to(run / "files" / "media" / "images").parts[0] for p in images] == ["fig9"]
-    logged = json.loads(next((run / "files" / "media" / "table").glob("final_table_*.table.json")).read_text())
-    assert logged["columns"] == ["dataset", "method", "metric", "mean"]
-    assert logged["data"] == [["test", "srgan", "niqe", "6.93"], ["test", "rankrbri", "niqe", "6.56"]]
+    for name in ("Set14", "BSD100"):
+        logged = json.loads(next((run / "files" / "media" / "table").glob(f"final_table_{name}_*.table.json")).read_text())
+        assert logged["columns"] == ["dataset", "method", "metric", "mean"]
+        assert logged["data"] == [[name, "srgan", "niqe", "6.93"], [name, "rankrbri", "niqe", "6.56"]]
     shares = json.loads(next((run / "files" / "media" / "table" / "fig9").glob("better_than_hr_*.table.json")).read_text())
     assert shares["data"] == [["Bicubic", 0.0], ["SRGAN", 0.6], ["RankSRGAN", 1.0]]

@@ -335,10 +335,12 @@ def jitter_crop(
     if offsets is None:
         offsets = torch.randint(0, jitter + 1, (batch, 2))
     h, w = height - jitter, width - jitter
-    rows = [(int(dy), int(dx)) for dy, dx in offsets.tolist()]
-    crop = [sr[b, :, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(rows)]
-    hr_crop = None if hr is None else torch.stack([hr[b, :, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(rows)])
-    return torch.stack(crop), hr_crop
+    offsets = offsets.tolist()
+
+    def crop(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x[b, :, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(offsets)])
+
+    return crop(sr), None if hr is None else crop(hr)
 
 
 def build_generator_losses(

@@ -53,11 +53,12 @@ Modules, in the order a run uses them: :mod:`~ranksrgan.pipeline.planning` (stag
 inputs; :mod:`~ranksrgan.pipeline.stage` is one stage), :mod:`~ranksrgan.pipeline.overrides` and
 :mod:`~ranksrgan.pipeline.checks` (what stops a run before it trains),
 :mod:`~ranksrgan.pipeline.reuse` (reuse, resume or train), :mod:`~ranksrgan.pipeline.training`
-(one Trainer per stage, publishing) and :mod:`~ranksrgan.pipeline.reporting` (the dry-run plan,
-the summary).
+(one Trainer per stage, publishing; :mod:`~ranksrgan.pipeline.loggers` makes their loggers) and
+:mod:`~ranksrgan.pipeline.reporting` (the dry-run plan, the summary).
 """
 
 from ranksrgan.pipeline.checks import blocking_problems, check_values, preflight
+from ranksrgan.pipeline.loggers import make_logger
 from ranksrgan.pipeline.overrides import run_origin, unreached_overrides
 from ranksrgan.pipeline.planning import (
     NO_EFFECT_KEYS,
@@ -72,7 +73,7 @@ from ranksrgan.pipeline.planning import (
 from ranksrgan.pipeline.reporting import describe_plan, log_final_report, stored_stages, summary
 from ranksrgan.pipeline.reuse import Decision, closest_record, decide
 from ranksrgan.pipeline.stage import PlanError, Stage
-from ranksrgan.pipeline.training import is_primary_process, make_logger, make_trainer, run, run_stage
+from ranksrgan.pipeline.training import is_primary_process, make_trainer, run, run_stage
 
 __all__ = [
     "NO_EFFECT_KEYS",

@@ -13,6 +13,7 @@ from ranksrgan.evaluation.seeds import Method
 from ranksrgan.evaluation.table3 import BenchmarkSet
 from ranksrgan.lit.history import HISTORY_FILE, load_history
 from ranksrgan.pipeline.checks import blocking_problems
+from ranksrgan.pipeline.loggers import finish_logger, is_wandb, make_logger
 from ranksrgan.pipeline.reuse import decide
 from ranksrgan.pipeline.stage import Stage
 from ranksrgan.store import StageStore
@@ -248,24 +249,22 @@ def stored_stages(store: str | os.PathLike, kind: str | None = None, name: str |
 
 def log_final_report(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.PathLike) -> Path | None:
     """With a W&B logger (``logger=wandb``), one more run named ``final`` in ``out_dir``: the final
-    table (``final_table``, one row per method and metric as in ``final_table.csv``), the Fig. 9
+    table (``final_table``, or ``final_table_<set>`` per test set: the rows of its CSV), the Fig. 9
     histograms (``fig9/niqe_vs_hr``) and, per method, the share of test images whose NIQE is
     better than their HR's (in [0, 1]; table ``fig9/better_than_hr`` and summary
-    ``fig9/better_than_hr/<method>``). Call after
-    :func:`summary` wrote the files. Returns the W&B run folder; None with another or no logger."""
+    ``fig9/better_than_hr/<method>``). Call after :func:`summary` wrote the files. Returns the W&B
+    run folder; None with another or no logger."""
     files = result.get("files") or {}
-    if cfg.get("logger") is None or not str(cfg.logger.get("_target_", "")).endswith("WandbLogger") or "csv" not in files:
+    tables = {key: path for key, path in files.items() if key == "csv" or key.startswith("csv_")}
+    if not is_wandb(cfg) or not tables:
         return None
     import csv
 
-    from hydra.utils import instantiate
-
-    os.environ.setdefault("WANDB_SILENT", "true")
-    logger = instantiate(cfg.logger)(save_dir=str(out_dir), name="final")
-    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
-    with open(files["csv"], newline="") as handle:
-        rows = list(csv.reader(handle))
-    logger.log_table(key="final_table", columns=rows[0], data=rows[1:])
+    logger = make_logger(cfg, out_dir, "final")
+    for key, path in tables.items():  # "csv", or "csv_<set>" when the table covers several sets
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        logger.log_table(key="final_table" + key[3:], columns=rows[0], data=rows[1:])
     if "niqe_vs_hr" in files:
         logger.log_image(key="fig9/niqe_vs_hr", images=[str(files["niqe_vs_hr"])])
     shares = result.get("better_than_hr") or {}
@@ -273,7 +272,5 @@ def log_final_report(cfg: DictConfig, result: dict[str, Any], out_dir: str | os.
     for method, share in shares.items():
         logger.experiment.summary[f"fig9/better_than_hr/{method}"] = share
     run_dir = Path(logger.experiment.dir).parent
-    import wandb
-
-    wandb.finish()
+    finish_logger(logger)
     return run_dir

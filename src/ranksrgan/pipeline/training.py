@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ranksrgan.checkpoints import is_checkpoint_path
 from ranksrgan.lit.history import HISTORY_FILE, load_history
 from ranksrgan.pipeline.checks import preflight
+from ranksrgan.pipeline.loggers import finish_logger, make_logger
 from ranksrgan.pipeline.planning import Planner
 from ranksrgan.pipeline.reuse import Decision, decide
 from ranksrgan.pipeline.stage import PlanError, Stage
@@ -29,7 +30,7 @@ from ranksrgan.store import StageStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RUN_STARTED_ENV", "choose_checkpoint", "is_primary_process", "make_logger", "make_trainer", "run_stage", "run"]
+__all__ = ["RUN_STARTED_ENV", "choose_checkpoint", "is_primary_process", "make_trainer", "run_stage", "run"]
 
 
 #: Environment variable with the start time of the primary process's run; DDP ranks that re-run
@@ -60,20 +61,6 @@ def is_primary_process() -> bool:
     wait for them forever while they wait for its lock.
     """
     return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
-
-
-def make_logger(cfg: DictConfig, stage: Stage, work_dir: Path):
-    """The run's logger (``cfg.logger``: a partial Lightning logger) for one stage, or None."""
-    from hydra.utils import instantiate
-
-    if cfg.get("logger") is None:
-        return None
-    if str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
-        os.environ.setdefault("WANDB_SILENT", "true")
-    logger = instantiate(cfg.logger)(save_dir=str(work_dir), name=f"{stage.name}-{stage.key}")
-    # Lightning passes anonymous=None, which wandb now warns about at every stage.
-    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
-    return logger
 
 
 def make_trainer(
@@ -120,7 +107,7 @@ def make_trainer(
     callbacks = [checkpoint, last, ValidationHistory(work_dir / HISTORY_FILE), progress, RandomState()]
     callbacks.append(Interruption(last, label, stage.steps, unit=unit, steps_per_unit=steps_per_unit))
     callbacks += [instantiate(c) for c in extra.values()]
-    logger = make_logger(cfg, stage, work_dir)
+    logger = make_logger(cfg, work_dir, f"{stage.name}-{stage.key}")
     if logger is not None:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return pl.Trainer(
@@ -135,13 +122,6 @@ def make_trainer(
         enable_model_summary=bool(cfg.get("verbose", False)),
         num_sanity_val_steps=0,
     )
-
-
-def _finish_logger(trainer: pl.Trainer) -> None:
-    if trainer.logger is not None and type(trainer.logger).__name__ == "WandbLogger":
-        import wandb
-
-        wandb.finish()
 
 
 def run_stage(
@@ -237,7 +217,7 @@ def _fit(trainer: pl.Trainer, module, datamodule, work_dir: Path, resume: bool, 
             shutil.rmtree(work_dir, ignore_errors=True)
         raise
     finally:
-        _finish_logger(trainer)
+        finish_logger(trainer.logger)
 
 
 def _publish_selected(
