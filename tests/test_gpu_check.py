@@ -3,12 +3,16 @@ arguments and produces the figures the summary table reads."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: the script runs on the interpreter of the tests (it would pick ``.venv`` or ``python3`` itself)
+ENV = {**os.environ, "PYTHON": sys.executable}
 
 
 def test_gpu_check_dry_run_passes_and_prints_the_summary(tmp_path):
@@ -16,6 +20,7 @@ def test_gpu_check_dry_run_passes_and_prints_the_summary(tmp_path):
     proc = subprocess.run(
         ["bash", "benchmarks/gpu_check.sh", "--dry", "--logs", str(logs)],
         cwd=REPO,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=600,
@@ -70,7 +75,9 @@ def test_gpu_check_refuses_a_gpu_run_without_cuda(tmp_path):
 
     if torch.cuda.is_available():
         return
-    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--logs", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--logs", str(tmp_path)], cwd=REPO, env=ENV, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "no CUDA device; use --dry" in proc.stderr
 
 
@@ -88,6 +95,7 @@ def test_gpu_check_budget_skips_the_steps_it_cannot_fit(tmp_path):
             str(tmp_path / "logs.tar.gz"),
         ],
         cwd=REPO,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=120,
@@ -134,6 +142,7 @@ def test_gpu_check_only_reruns_the_named_steps(tmp_path):
     proc = subprocess.run(
         ["bash", "benchmarks/gpu_check.sh", "--dry", "--only", "10_niqe", "--logs", str(tmp_path)],
         cwd=REPO,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=300,
